@@ -1,0 +1,30 @@
+# The two commands of the README:  make reproduce  (main job)  and  make test  (test suite).
+# Each creates or refreshes .venv itself; nothing else needs installing by hand.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel that lies on this disk; on a GPU machine pass TORCH_SPEC='torch>=2.4' (or keep its torch).
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: reproduce test lab clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[notebooks,dev]"
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name grok-complexity --display-name "grok-complexity" >/dev/null
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m grok_lib demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""grok_lib: the complexity dynamics of grokking (DeMoss et al.), as a reusable package."""

@@ -1,0 +1,93 @@
+"""RunConfig: everything that determines a training run, validated once, with the paper's defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from .data import OPS, check_op
+from .errors import GrokError, require
+from .model import TransformerConfig
+
+# Regime presets (paper Sec. 5 and Table 1): weight decay, weight-noise std delta, spectral beta.
+REGIMES = ("none", "wd", "ours")
+PAPER_NOISE = {"add": 1e-2, "mul": 1e-2, "sub": 1e-3, "div": 1e-3, "sq_sum": 1e-2, "quad": 1e-2}
+PAPER_LAYERS = {"add": 1, "mul": 1, "sub": 2, "div": 2, "sq_sum": 1, "quad": 1}
+
+
+def regime_preset(regime: str, op: str) -> dict[str, float]:
+    """wd / noise / beta of a named regime: none (0, 0, 0), wd (1, 0, 0), ours (1, delta_op, 0.1)."""
+    require(regime in REGIMES, "regime", f"unknown regime {regime!r}; allowed: {', '.join(REGIMES)}")
+    return {
+        "none": dict(weight_decay=0.0, noise=0.0, beta=0.0),
+        "wd": dict(weight_decay=1.0, noise=0.0, beta=0.0),
+        "ours": dict(weight_decay=1.0, noise=PAPER_NOISE[op], beta=0.1),
+    }[regime]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Fields left as None take the paper's value for the op and regime."""
+
+    op: str = "mul"
+    regime: str = "ours"  # none | wd | ours: presets for weight_decay, noise and beta
+    seed: int = 0  # seeds the split, the initialization, the shuffling and the weight noise
+    p: int = 113
+    train_frac: float | None = None  # paper: 0.2 for + and x, 0.3 for - and /
+    epochs: int = 10_000  # the paper's x-axis "steps" are epochs
+    lr: float = 1e-3
+    weight_decay: float | None = None  # AdamW's decoupled decay
+    noise: float | None = None  # weight-noise std delta (Eq. 10)
+    beta: float | None = None  # spectral-entropy penalty scale (Eq. 16)
+    batch_size: int | None = None  # default min(512, N_train // 2)
+    n_layers: int | None = None  # paper: 1 for + and x, 2 for - and /
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+
+    def __post_init__(self):
+        check_op(self.op, self.p)
+        preset = regime_preset(self.regime, self.op)
+        defaults = dict(preset, train_frac=OPS[self.op][1], n_layers=PAPER_LAYERS[self.op])
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+        require(0.0 < self.train_frac < 1.0, "train_frac", f"must lie in (0, 1), got {self.train_frac}")
+        require(isinstance(self.epochs, int) and self.epochs > 0, "epochs", f"must be a positive integer, got {self.epochs!r}")
+        require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "noise", "beta"):
+            value = getattr(self, name)
+            require(math.isfinite(value) and value >= 0, name, f"must be a finite number >= 0, got {value}")
+        if self.batch_size is not None:
+            require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
+                    f"must be a positive integer, got {self.batch_size!r}")
+        self.model_config()  # validates the architecture fields
+
+    def model_config(self) -> TransformerConfig:
+        return TransformerConfig(vocab_size=self.p + 2, n_ctx=4, n_layers=self.n_layers,
+                                 d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp)
+
+    def batch_size_for(self, n_train: int) -> int:
+        return self.batch_size or max(1, min(512, n_train // 2))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def key(self) -> str:
+        """Directory name: readable prefix plus a hash of every field, so any change makes a new run."""
+        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
+        return f"{self.op}-{self.regime}-s{self.seed}-{digest}"
+
+    def with_(self, **changes) -> "RunConfig":
+        return replace(self, **changes)

@@ -1,0 +1,123 @@
+"""The paper's post-LN decoder transformer, and the plain MLP of the LMN paper."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import require
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int = 115  # p + 2: numbers, the op token, '='
+    n_ctx: int = 4  # sequence length [a, op, b, =]; the positional table has exactly these rows
+    n_layers: int = 1  # paper: 1 for + and x, 2 for - and /
+    d_model: int = 128
+    n_heads: int = 4  # d_head = d_model / n_heads = 32
+    d_mlp: int = 512
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_ctx", "n_layers", "d_model", "n_heads", "d_mlp"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
+        require(self.d_model % self.n_heads == 0, "n_heads", f"must divide d_model={self.d_model}")
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention without a causal mask (only the last position is read)."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.query = nn.Linear(cfg.d_model, cfg.d_model)
+        self.key = nn.Linear(cfg.d_model, cfg.d_model)
+        self.value = nn.Linear(cfg.d_model, cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x):  # x: (B, T, d_model)
+        B, T, D = x.shape
+        h = self.n_heads
+
+        def heads(t):  # (B, T, D) -> (B, h, T, D/h)
+            return t.view(B, T, h, D // h).transpose(1, 2)
+
+        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(D // h), dim=-1)  # (B, h, T, T)
+        mixed = (weights @ v).transpose(1, 2).reshape(B, T, D)
+        return self.out(mixed)
+
+
+class Block(nn.Module):
+    """Post-LN block: x = LN(x + Attn(x)); x = LN(x + MLP(x))."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.attn = Attention(cfg)
+        self.ln_attn = nn.LayerNorm(cfg.d_model)
+        self.mlp_in = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.mlp_out = nn.Linear(cfg.d_mlp, cfg.d_model)
+        self.ln_mlp = nn.LayerNorm(cfg.d_model)
+
+    def forward(self, x):
+        x = self.ln_attn(x + self.attn(x))
+        return self.ln_mlp(x + self.mlp_out(F.gelu(self.mlp_in(x))))
+
+
+class Transformer(nn.Module):
+    """Decoder-only transformer reading the answer's logits at the last position."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.n_ctx, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    def forward(self, tokens):  # tokens: (B, T) long -> logits (B, vocab)
+        x = self.embed(tokens) + self.pos.weight[: tokens.shape[1]]
+        for block in self.blocks:
+            x = block(x)
+        return self.unembed(x[:, -1])
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    vocab_size: int = 31  # input symbols
+    n_inputs: int = 2  # symbols per example, each embedded then concatenated
+    d_embed: int = 32
+    d_hidden: int = 100
+    n_layers: int = 3  # linear layers: n_layers - 1 hidden layers of width d_hidden
+    n_classes: int = 31
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_inputs", "d_embed", "d_hidden", "n_classes"):
+            value = getattr(self, name)
+            require(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
+        require(isinstance(self.n_layers, int) and self.n_layers >= 2, "n_layers",
+                f"must be an integer >= 2, got {self.n_layers!r}")
+
+
+class MLP(nn.Module):
+    """Embedding, then a SiLU multi-layer perceptron (Liu, Zhong & Tegmark's LMN setup)."""
+
+    def __init__(self, cfg: MLPConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_embed)
+        widths = [cfg.n_inputs * cfg.d_embed] + [cfg.d_hidden] * (cfg.n_layers - 1) + [cfg.n_classes]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+    def features(self, tokens):  # (B, n_inputs) long -> (B, n_inputs * d_embed)
+        return self.embed(tokens).flatten(1)
+
+    def forward(self, tokens):
+        x = self.features(tokens)
+        for layer in self.layers[:-1]:
+            x = F.silu(layer(x))
+        return self.layers[-1](x)

@@ -1,0 +1,64 @@
+"""Regularizers: spectral entropy (Eq. 15-16) and weight noise (Eq. 10). Weight decay lives in AdamW."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def normalized_singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """Eq. 12: sigma_bar_i = sigma_i / sum_j sigma_j (works on a batch of matrices (..., m, n))."""
+    s = torch.linalg.svdvals(matrix)
+    return s / s.sum(dim=-1, keepdim=True)
+
+
+def spectral_entropy(matrix: torch.Tensor) -> torch.Tensor:
+    """Eq. 15: H_svd = -sum_i sigma_bar_i log sigma_bar_i (natural log), differentiable."""
+    p = normalized_singular_values(matrix)
+    return -torch.special.xlogy(p, p).sum(dim=-1)
+
+
+def effective_rank(matrix: torch.Tensor) -> torch.Tensor:
+    """Roy & Vetterli's effective rank exp(H_svd); Fig. 8."""
+    return torch.exp(spectral_entropy(matrix))
+
+
+def weight_matrices(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The parameters that are matrices (>= 2-D), which the spectral penalty and low-rank step act on."""
+    return {name: p for name, p in params.items() if p.ndim >= 2}
+
+
+def spectral_entropy_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Eq. 16 without beta: the mean of H_svd over every >= 2-D parameter (as in the authors' code)."""
+    matrices = list(weight_matrices(params).values())
+    return torch.stack([spectral_entropy(m) for m in matrices]).mean()
+
+
+def add_weight_noise(params: dict[str, torch.Tensor], std: float, generator: torch.Generator | None):
+    """Eq. 10: theta + delta * N(0, 1), fresh noise per call.
+
+    The noisy tensors stay attached to `params` in the autograd graph, so the gradient taken at the
+    noisy weights flows unchanged (d theta~/d theta = I) to the clean weights; these are never modified.
+    """
+    if std == 0:
+        return dict(params)
+    return {
+        name: p + std * torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        for name, p in params.items()
+    }
+
+
+def spectral_summary(params: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per-matrix spectral entropy and effective rank, plus their means; logged during training."""
+    out: dict[str, float] = {}
+    entropies = []
+    with torch.no_grad():
+        for name, m in weight_matrices(params).items():
+            h = float(spectral_entropy(m.float()))
+            entropies.append(h)
+            out[f"entropy/{name}"] = h
+            out[f"erank/{name}"] = math.exp(h)
+    out["spectral_entropy"] = sum(entropies) / len(entropies)
+    out["effective_rank"] = sum(math.exp(h) for h in entropies) / len(entropies)
+    return out

@@ -1,0 +1,176 @@
+"""Training with the paper's protocol: AdamW, per-epoch reshuffled minibatches, log-spaced metrics."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .data import make_split
+from .errors import require
+from .model import Transformer
+from .regularizers import add_weight_noise, spectral_entropy_penalty, spectral_summary
+from .store import Run, RunStore, load_state_strict
+
+BETAS = (0.9, 0.98)
+ADAM_EPS = 1e-8
+
+
+def log_schedule(epochs: int, base: Fraction = Fraction(13, 10)) -> list[int]:
+    """The logged epochs: floor(1.3^n) for n = 0, 1, ... up to `epochs`, deduplicated (exact arithmetic)."""
+    require(isinstance(epochs, int) and epochs > 0, "epochs", f"must be a positive integer, got {epochs!r}")
+    found, n = set(), 0
+    while (value := int(base**n)) <= epochs:  # int() of a positive Fraction is its floor
+        found.add(value)
+        n += 1
+    return sorted(found)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CUDA when available, else CPU; an explicit choice wins."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, params=None, chunk: int = 8192):
+    """Mean cross-entropy (nats) and accuracy of `model` (optionally with other `params`) on (x, y)."""
+    require(len(x) > 0, "data", "the dataset is empty")
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), chunk):
+        xb, yb = x[start:start + chunk], y[start:start + chunk]
+        logits = model(xb) if params is None else functional_call(model, params, (xb,))
+        total_loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
+        correct += int((logits.argmax(-1) == yb).sum())
+    return total_loss / len(x), correct / len(x)
+
+
+def l2_norm(params: dict[str, torch.Tensor]) -> float:
+    """Euclidean norm of all parameters concatenated."""
+    return float(torch.sqrt(sum((p.detach().float() ** 2).sum() for p in params.values())))
+
+
+def measure(model: Transformer, split) -> dict[str, float]:
+    """The metrics logged at each scheduled epoch."""
+    model.eval()
+    train_loss, train_acc = evaluate(model, split.train_x, split.train_y)
+    test_loss, test_acc = evaluate(model, split.test_x, split.test_y)
+    model.train()
+    params = dict(model.named_parameters())
+    row = dict(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+               l2_norm=l2_norm(params))
+    row.update(spectral_summary(params))
+    return row
+
+
+def training_loss(model, params, xb, yb, config: RunConfig, noise_generator):
+    """Cross-entropy at weights with fresh noise (Eq. 10) plus beta * mean spectral entropy (Eq. 16).
+
+    As in the authors' code, the penalty is taken at the same (noisy) weights as the forward pass.
+    """
+    used = add_weight_noise(params, config.noise, noise_generator)
+    loss = F.cross_entropy(functional_call(model, used, (xb,)), yb)
+    if config.beta:
+        loss = loss + config.beta * spectral_entropy_penalty(used)
+    return loss
+
+
+def _state_tensors(model, optimizer, generators) -> dict[str, torch.Tensor]:
+    """Everything needed to continue bit-for-bit: weights, AdamW moments and steps, RNG states."""
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    names = [name for name, _ in model.named_parameters()]
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"optim/{names[index]}/{key}"] = torch.as_tensor(value)
+    for name, generator in generators.items():
+        tensors[f"rng/{name}"] = generator.get_state()
+    return tensors
+
+
+def _restore_state(run: Run, model, optimizer, generators) -> None:
+    tensors = run.load_resume()
+    weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    load_state_strict(model, weights, run.resume_path)
+    names = [name for name, _ in model.named_parameters()]
+    state = {}
+    for index, name in enumerate(names):
+        entries = {k.split("/")[-1]: v for k, v in tensors.items() if k.startswith(f"optim/{name}/")}
+        if entries:
+            state[index] = entries
+    saved = optimizer.state_dict()
+    saved["state"] = state
+    optimizer.load_state_dict(saved)
+    for name, generator in generators.items():
+        generator.set_state(tensors[f"rng/{name}"])
+
+
+def train(config: RunConfig, store: RunStore | None = None, device: str | None = None,
+          progress: bool = True, stop_after: int | None = None) -> Run:
+    """Train `config` into the store, resuming from its last logged epoch; a finished run is reused.
+
+    `stop_after` ends the session after that epoch, as an interruption would (used by tests).
+    """
+    store = store or RunStore()
+    run = store.run(config)
+    if run.is_complete:
+        return run
+    device = pick_device(device)
+    split = make_split(config.op, config.p, config.train_frac, config.seed).to(device)
+
+    torch.manual_seed(config.seed)
+    model = Transformer(config.model_config()).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=BETAS, eps=ADAM_EPS,
+                                  weight_decay=config.weight_decay)
+    generators = {
+        "shuffle": torch.Generator().manual_seed(config.seed + 1),
+        "noise": torch.Generator(device=device).manual_seed(config.seed + 2),
+    }
+    start = run.resume_epoch()
+    metrics = run.metrics()
+    if start > 0:
+        _restore_state(run, model, optimizer, generators)
+        metrics = metrics[metrics.epoch <= start]
+
+    logged = set(log_schedule(config.epochs)) | {config.epochs}
+    n_train = len(split.train_x)
+    batch_size = config.batch_size_for(n_train)
+    params = dict(model.named_parameters())
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    bar = tqdm(range(start + 1, last + 1), initial=start, total=config.epochs, disable=not progress,
+               desc=run.path.name, mininterval=1.0, unit="epoch")
+    rows = metrics.to_dict("records")
+    t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(n_train, generator=generators["shuffle"]).to(device)
+        for batch in order.split(batch_size):
+            loss = training_loss(model, params, split.train_x[batch], split.train_y[batch], config,
+                                 generators["noise"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if epoch in logged:
+            row = dict(epoch=epoch, wall_s=time.perf_counter() - t0, **measure(model, split))
+            rows.append(row)
+            bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}", refresh=False)
+            run.save_weights(epoch, {k: v for k, v in model.state_dict().items()})
+            run.write_metrics(pd.DataFrame(rows))
+            run.save_resume(epoch, _state_tensors(model, optimizer, generators))  # last: marks progress
+    bar.close()
+    return run
+
+
+def grokking_epochs(metrics: pd.DataFrame, threshold: float = 0.99) -> dict[str, int | None]:
+    """First logged epochs with train accuracy (memorization) and test accuracy (generalization) >= threshold."""
+    def first(column):
+        hit = metrics.loc[metrics[column] >= threshold, "epoch"]
+        return int(hit.iloc[0]) if len(hit) else None
+
+    return {"memorized": first("train_acc"), "generalized": first("test_acc")}

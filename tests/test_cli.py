@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, store):
+    return subprocess.run([sys.executable, "-m", "grok_lib", "--store", str(store), *args],
+                          capture_output=True, text=True)
+
+
+def test_help_explains_the_commands(tmp_path):
+    out = cli("train", "--help", store=tmp_path).stdout
+    for word in ["--op", "--regime", "--seed", "--epochs", "weight noise", "spectral entropy", "resumes"]:
+        assert word in out
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--op", "pow"], "op"), (["--op", "div", "--p", "21"], "p"), (["--p", "2"], "p"),
+    (["--train-frac", "1.2"], "train_frac"), (["--noise", "-1"], "noise"), (["--beta", "-1"], "beta"),
+    (["--weight-decay", "-1"], "weight_decay"), (["--lr", "-1"], "lr"), (["--epochs", "0"], "epochs"),
+])
+def test_bad_input_exits_2_with_one_line_naming_the_field(tmp_path, args, field):
+    result = cli("train", *args, store=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {field}:")
+
+
+def test_train_then_list(tmp_path):
+    args = ["--op", "add", "--p", "11", "--train-frac", "0.5", "--d-model", "16", "--n-heads", "2",
+            "--d-mlp", "32", "--epochs", "5", "--quiet"]
+    result = cli("train", *args, store=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 5" in result.stdout
+    listing = cli("runs", store=tmp_path).stdout
+    assert "add-ours-s0" in listing and "5/5" in listing

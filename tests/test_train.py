@@ -1,0 +1,124 @@
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from grok_lib.cli import DEMO
+from grok_lib.config import RunConfig
+from grok_lib.errors import CheckpointError, GrokError
+from grok_lib.store import RunStore
+from grok_lib.train import log_schedule, train
+
+DETERMINISTIC = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "spectral_entropy"]
+
+
+def test_log_schedule_is_floor_of_powers_deduplicated():
+    expected = sorted({math.floor(1.3**n) for n in range(40) if math.floor(1.3**n) <= 100})
+    assert log_schedule(100) == expected
+    assert log_schedule(100)[:8] == [1, 2, 3, 4, 6, 8, 10, 13]
+    assert log_schedule(10_000)[-1] == 9_727  # floor(1.3^35) = floor(9727.86)
+
+
+def test_training_logs_metrics_and_checkpoints(store, tiny_config):
+    run = train(tiny_config, store, progress=False)
+    metrics = run.metrics()
+    assert list(metrics.epoch) == log_schedule(12) + [12]
+    assert run.checkpoint_epochs() == list(metrics.epoch)
+    for column in ["train_loss", "test_acc", "l2_norm", "effective_rank", "erank/embed.weight"]:
+        assert metrics[column].notna().all()
+    assert run.is_complete
+
+
+def test_finished_run_is_reused_not_retrained(store, tiny_config):
+    run = train(tiny_config, store, progress=False)
+    stamp = run.metrics_path.stat().st_mtime_ns
+    again = train(tiny_config, store, progress=False)
+    assert again.path == run.path and run.metrics_path.stat().st_mtime_ns == stamp
+
+
+def test_resumed_run_matches_uninterrupted_run_bitwise(tmp_path, tiny_config):
+    config = tiny_config.with_(epochs=20)
+    whole = train(config, RunStore(tmp_path / "a"), progress=False)
+    store = RunStore(tmp_path / "b")
+    partial = train(config, store, progress=False, stop_after=9)  # stops after logging epoch 8
+    assert partial.resume_epoch() == 8
+    resumed = train(config, store, progress=False)
+    pd.testing.assert_frame_equal(whole.metrics().drop(columns="wall_s"), resumed.metrics().drop(columns="wall_s"),
+                                  check_exact=True)
+    for epoch in whole.checkpoint_epochs():
+        a, b = whole.load_weights(epoch), resumed.load_weights(epoch)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_process_resumes_to_identical_metrics(tmp_path):
+    """SIGKILL a real training process mid-run, resume it, and compare with an uninterrupted run."""
+    args = ["--op", "add", "--regime", "ours", "--p", "11", "--train-frac", "0.5", "--d-model", "16",
+            "--n-heads", "2", "--d-mlp", "32", "--epochs", "400", "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "grok_lib", "--store"]
+    proc = subprocess.Popen(cmd + [str(tmp_path / "killed"), "train", *args], env=env)
+    config = RunConfig(op="add", regime="ours", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=400)
+    run = RunStore(tmp_path / "killed").run(config)
+    deadline = time.time() + 60
+    while run.resume_epoch() < 30 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < run.resume_epoch() < 400, "the process should have been killed mid-run"
+    subprocess.run(cmd + [str(tmp_path / "killed"), "train", *args], env=env, check=True)
+    subprocess.run(cmd + [str(tmp_path / "whole"), "train", *args], env=env, check=True)
+    whole = RunStore(tmp_path / "whole").run(config)
+    pd.testing.assert_frame_equal(whole.metrics()[DETERMINISTIC], run.metrics()[DETERMINISTIC], check_exact=True)
+
+
+def test_cpu_demo_config_memorizes_within_test_budget(store):
+    """The README's demo config reaches 100 % train accuracy early (the budget is a fraction of its run)."""
+    run = train(RunConfig(**dict(DEMO, epochs=DEMO_MEMORIZE_EPOCHS)), store, progress=False)
+    assert run.metrics().train_acc.iloc[-1] == 1.0
+
+
+DEMO_MEMORIZE_EPOCHS = 300
+
+
+def test_corrupt_checkpoint_gets_clear_error_and_is_not_overwritten(store, tiny_config):
+    run = train(tiny_config.with_(epochs=5), store, progress=False)
+    data = run.resume_path.read_bytes()
+    run.resume_path.write_bytes(data[: len(data) // 2])
+    truncated = run.resume_path.read_bytes()
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        train(tiny_config.with_(epochs=5), store, progress=False)
+    assert run.resume_path.read_bytes() == truncated
+
+
+def test_run_directory_with_other_config_is_refused(store, tiny_config):
+    run = store.run(tiny_config)
+    with pytest.raises(GrokError) as err:
+        store.open_dir(run.path, tiny_config.with_(lr=2e-3))
+    assert err.value.field == "run_dir"
+    assert RunConfig.from_dict(__import__("json").loads((run.path / "config.json").read_text())) == tiny_config
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(op="pow"), "op"), (dict(op="div", p=15), "p"), (dict(p=2), "p"),
+    (dict(train_frac=1.5), "train_frac"), (dict(noise=-0.1), "noise"), (dict(beta=-1.0), "beta"),
+    (dict(weight_decay=-1.0), "weight_decay"), (dict(lr=-1e-3), "lr"), (dict(lr=0.0), "lr"),
+    (dict(epochs=0), "epochs"), (dict(regime="l1"), "regime"),
+])
+def test_bad_run_config_names_the_field(changes, field):
+    with pytest.raises(GrokError) as err:
+        RunConfig(**changes)
+    assert err.value.field == field
+
+
+def test_corrupt_weight_checkpoint_is_reported_on_load(store, tiny_config):
+    run = train(tiny_config.with_(epochs=3), store, progress=False)
+    path = run.checkpoint_path(3)
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="epoch_000003"):
+        run.load_model(3)
