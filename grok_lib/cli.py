@@ -12,7 +12,7 @@ from .errors import GrokError
 from .store import DEFAULT_ROOT, RunStore
 
 # The CPU demo: a small transformer that groks on 2 CPU cores in a few minutes (README, "CPU demo").
-DEMO = dict(op="add", regime="wd", p=47, train_frac=0.5, d_model=64, d_mlp=256, n_layers=1, epochs=3000)
+DEMO = dict(op="add", regime="wd", p=59, train_frac=0.3, d_model=128, d_mlp=512, n_layers=1, epochs=2000)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

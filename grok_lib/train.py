@@ -82,6 +82,31 @@ def training_loss(model, params, xb, yb, config: RunConfig, noise_generator):
     return loss
 
 
+def init_training(config: RunConfig, device):
+    """The seeded model, its AdamW optimizer and the run's RNGs (shuffling on CPU, noise on `device`)."""
+    torch.manual_seed(config.seed)
+    model = Transformer(config.model_config()).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=BETAS, eps=ADAM_EPS,
+                                  weight_decay=config.weight_decay)
+    generators = {
+        "shuffle": torch.Generator().manual_seed(config.seed + 1),
+        "noise": torch.Generator(device=device).manual_seed(config.seed + 2),
+    }
+    return model, optimizer, generators
+
+
+def train_epoch(model, optimizer, split, config: RunConfig, generators, batch_size: int) -> None:
+    """One epoch: a fresh permutation of the training set, minibatches of `batch_size`, AdamW steps."""
+    model.train()
+    params = dict(model.named_parameters())
+    order = torch.randperm(len(split.train_x), generator=generators["shuffle"]).to(split.train_x.device)
+    for batch in order.split(batch_size):
+        loss = training_loss(model, params, split.train_x[batch], split.train_y[batch], config, generators["noise"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
 def _state_tensors(model, optimizer, generators) -> dict[str, torch.Tensor]:
     """Everything needed to continue bit-for-bit: weights, AdamW moments and steps, RNG states."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
@@ -124,14 +149,7 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     device = pick_device(device)
     split = make_split(config.op, config.p, config.train_frac, config.seed).to(device)
 
-    torch.manual_seed(config.seed)
-    model = Transformer(config.model_config()).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=BETAS, eps=ADAM_EPS,
-                                  weight_decay=config.weight_decay)
-    generators = {
-        "shuffle": torch.Generator().manual_seed(config.seed + 1),
-        "noise": torch.Generator(device=device).manual_seed(config.seed + 2),
-    }
+    model, optimizer, generators = init_training(config, device)
     start = run.resume_epoch()
     metrics = run.metrics()
     if start > 0:
@@ -141,21 +159,13 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     logged = set(log_schedule(config.epochs)) | {config.epochs}
     n_train = len(split.train_x)
     batch_size = config.batch_size_for(n_train)
-    params = dict(model.named_parameters())
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     bar = tqdm(range(start + 1, last + 1), initial=start, total=config.epochs, disable=not progress,
                desc=run.path.name, mininterval=1.0, unit="epoch")
     rows = metrics.to_dict("records")
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
     for epoch in bar:
-        model.train()
-        order = torch.randperm(n_train, generator=generators["shuffle"]).to(device)
-        for batch in order.split(batch_size):
-            loss = training_loss(model, params, split.train_x[batch], split.train_y[batch], config,
-                                 generators["noise"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        train_epoch(model, optimizer, split, config, generators, batch_size)
         if epoch in logged:
             row = dict(epoch=epoch, wall_s=time.perf_counter() - t0, **measure(model, split))
             rows.append(row)
