@@ -107,7 +107,7 @@ def train_epoch(model, optimizer, split, config: RunConfig, generators, batch_si
         optimizer.step()
 
 
-def _state_tensors(model, optimizer, generators) -> dict[str, torch.Tensor]:
+def state_tensors(model, optimizer, generators) -> dict[str, torch.Tensor]:
     """Everything needed to continue bit-for-bit: weights, AdamW moments and steps, RNG states."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     names = [name for name, _ in model.named_parameters()]
@@ -119,7 +119,7 @@ def _state_tensors(model, optimizer, generators) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _restore_state(run: Run, model, optimizer, generators) -> None:
+def restore_state(run: Run, model, optimizer, generators) -> None:
     tensors = run.load_resume()
     weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
     load_state_strict(model, weights, run.resume_path)
@@ -153,7 +153,7 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     start = run.resume_epoch()
     metrics = run.metrics()
     if start > 0:
-        _restore_state(run, model, optimizer, generators)
+        restore_state(run, model, optimizer, generators)
         metrics = metrics[metrics.epoch <= start]
 
     logged = set(log_schedule(config.epochs)) | {config.epochs}
@@ -172,7 +172,7 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
             bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}", refresh=False)
             run.save_weights(epoch, {k: v for k, v in model.state_dict().items()})
             run.write_metrics(pd.DataFrame(rows))
-            run.save_resume(epoch, _state_tensors(model, optimizer, generators))  # last: marks progress
+            run.save_resume(epoch, state_tensors(model, optimizer, generators))  # last: marks progress
     bar.close()
     return run
 
