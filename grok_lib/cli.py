@@ -1,4 +1,4 @@
-"""Command line: `python -m grok_lib train|demo|runs ...`. Bad input exits with status 2 and one line."""
+"""Command line: `python -m grok_lib train|demo|runs|complexity ...`. Bad input exits with status 2 and one line."""
 
 from __future__ import annotations
 
@@ -65,7 +65,65 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--figures", type=Path, default=Path("figures"), help="output folder (default figures/)")
 
     sub.add_parser("runs", help="list the stored runs and their progress")
+    _add_complexity_parser(sub)
     return parser
+
+
+def _add_complexity_parser(sub) -> None:
+    p = sub.add_parser(
+        "complexity", help="coarse-grained complexity (Algorithms 1 and 2) of every checkpoint of a run",
+        description="Measure every stored checkpoint of a run at each eps: Algorithm 1 (Bayesian optimization "
+                    "over low-rank threshold tau and bin size Delta), Algorithm 2 (quantization only), both "
+                    "coders, the Eq. 4 bound and the total description length. Rows go to RUN_DIR/complexity.csv "
+                    "after each checkpoint; an interrupted pass resumes, a finished one is reused.",
+        epilog="Example: python -m grok_lib complexity runs/mul-ours-s0-XXXX --eps 1 --eps 0.5")
+    p.add_argument("run_dir", nargs="?", type=Path,
+                   help="a run directory (default: the stored run that the run options below select)")
+    _add_run_options(p)
+    g = p.add_argument_group("how to measure")
+    g.add_argument("--eps", type=float, action="append",
+                   help="distortion bound on the training loss, repeatable (default: 4 2 1 0.5 0.25 0.125 0.0625)")
+    g.add_argument("--checkpoint", type=int, action="append",
+                   help="only the checkpoints at these epochs (repeatable; default all)")
+    g.add_argument("--estimator", default="GP",
+                   help="Algorithm 1's surrogate: GP, or ET / RF forests (faster, looser) (default GP)")
+    g.add_argument("--n-random", type=int, default=10, help="random points after the 2 probes (default 10)")
+    g.add_argument("--n-guided", type=int, default=50, help="surrogate-guided points (default 50)")
+    g.add_argument("--search-seed", type=int, default=0, help="seeds Algorithm 1 (default 0)")
+    g.add_argument("--one-sided", action="store_true",
+                   help="accept L(coarse) <= L + eps (the code) instead of |.| < eps")
+    g.add_argument("--objective", default="paper", help="coder Algorithm 1 minimizes: paper (bz2 of pickled float32, "
+                   "default) or symbols (integer bin indices)")
+    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _complexity(args, store: RunStore) -> None:
+    from .search import PAPER_EPS, BayesConfig
+    from .store import read_config
+    from .tracking import TrackingSettings, track_complexity
+
+    settings = TrackingSettings(
+        eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
+        bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator))
+    if args.run_dir is not None:
+        if not (args.run_dir / "config.json").is_file():
+            raise GrokError("run_dir", f"{args.run_dir} is not a run directory (no config.json)")
+        config = read_config(args.run_dir / "config.json")
+        path = args.run_dir
+    else:
+        config = _config_from(args)
+        path = store.root / config.key()
+        if not (path / "config.json").is_file():
+            raise GrokError("run", f"no stored run {config.key()} in {store.root}; train it first")
+    run = store.open_dir(path, config)
+    table = track_complexity(run, settings, device=args.device, progress=not args.quiet, epochs=args.checkpoint)
+    last = table[table.epoch == table.epoch.max()]
+    print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
+    for row in last.itertuples():
+        print(f"  eps {row.eps:<7g} Algorithm 1 {row.complexity_bytes / 1e3:8.1f} kB "
+              f"(symbols {row.symbols_bytes / 1e3:.1f} kB)  Algorithm 2 {row.alg2_bytes / 1e3:8.1f} kB  "
+              f"naive {row.naive_bytes / 1e3:.1f} kB  Eq. 4 bound {row.bound:.2f}")
 
 
 def main(argv=None) -> int:
@@ -88,6 +146,8 @@ def main(argv=None) -> int:
             run = train(RunConfig(**DEMO), store)
             path = plot_training(run, args.figures / "demo_grokking")
             print(f"{run.path}: {grokking_epochs(run.metrics())}; figure {path}")
+        elif args.command == "complexity":
+            _complexity(args, store)
         elif args.command == "runs":
             for run in store.runs():
                 print(f"{run.path.name:40s} epoch {run.resume_epoch():>6}/{run.config.epochs}")

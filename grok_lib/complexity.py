@@ -1,0 +1,284 @@
+"""Complexity of any network by coarse-graining: the distortion test (Eq. 6-7) and the measured result.
+
+`ComplexityProblem` holds one network (any nn.Module), a loss function and the FULL training set. It
+computes the reference loss L(theta, D) once, the SVD of every matrix once, and caches every evaluated
+coarse-graining (keyed by its per-matrix ranks and Delta, so two taus with the same ranks cost one
+evaluation). Algorithms 1 and 2 (grok_lib.search) ask it to evaluate points and to build results.
+
+Speed without changing any answer:
+* the training loss is summed over chunks of `chunk_size` examples (default 8192: the paper's training
+  sets, ~2,500-3,800 examples, go through in one batched forward, which measured ~35 % faster than two
+  halves), and the evaluation stops as soon as the partial sum proves L(theta_hat) > L(theta) + eps
+  (valid because a per-example loss like cross-entropy is >= 0; pass early_exit=False for a loss that
+  can be negative);
+* only points that meet the bound are compressed (an infeasible point's size is never used).
+
+Quick use (any classifier; see measure_complexity in grok_lib.search)::
+
+    from grok_lib.search import measure_complexity
+    result = measure_complexity(model, torch.nn.functional.cross_entropy, (x_train, y_train), eps=1.0)
+    result.paper_bytes, result.symbols_bits, result.tau, result.delta, result.ranks
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+
+from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
+from .coders import encode_symbols, naive_size, paper_size, symbols_bzip2_size
+from .errors import GrokError, require
+from .regularizers import spectral_summary
+from .train import l2_norm
+
+OBJECTIVES = ("paper", "symbols")
+
+
+def check_eps(eps: float) -> None:
+    require(isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0, "eps",
+            f"distortion bound must be a finite number > 0, got {eps!r}")
+
+
+def check_data(data, field: str) -> tuple[torch.Tensor, torch.Tensor]:
+    require(isinstance(data, (tuple, list)) and len(data) == 2, field, "must be a pair (inputs, targets) of tensors")
+    x, y = data
+    require(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), field, "must be a pair of tensors")
+    require(len(x) > 0, field, "is empty; the distortion is measured on the full training set")
+    require(len(x) == len(y), field, f"has {len(x)} inputs but {len(y)} targets")
+    return x, y
+
+
+def within_bound(loss: float, reference: float, eps: float, one_sided: bool) -> bool:
+    """Eq. 7: |L(theta_hat) - L(theta)| < eps; the code's one-sided variant: L(theta_hat) <= L(theta) + eps."""
+    if not math.isfinite(loss):
+        return False
+    return loss <= reference + eps if one_sided else abs(loss - reference) < eps
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluated coarse-graining: its training loss, exact or (early exit) a lower bound."""
+
+    tau: float | None
+    delta: float
+    ranks: tuple[int | None, ...]
+    train_loss: float  # exact mean loss, or a lower bound when exact is False
+    train_acc: float  # NaN when not exact or not a classifier
+    exact: bool
+
+    @property
+    def key(self) -> tuple:
+        return self.ranks, self.delta
+
+
+@dataclass(frozen=True)
+class ComplexityResult:
+    """The accepted coarse-graining of one network at one eps, and everything measured about it."""
+
+    algorithm: int  # 1 (Bayesian optimization over tau and Delta) or 2 (quantization only)
+    eps: float
+    one_sided: bool
+    paper_bytes: int  # the paper's complexity: bz2(pickle(float32 arrays))
+    symbols_bytes: int  # the tighter coder (grok_lib.coders)
+    symbols_codec: str
+    tau: float | None  # None: no low-rank step
+    delta: float
+    ranks: dict  # parameter name -> rank of its stored factors, or None (stored whole)
+    reference_train_loss: float  # L(theta, D_train)
+    train_loss: float  # L(theta_hat, D_train)
+    train_acc: float
+    test_loss: float  # NaN without test data
+    test_acc: float
+    n_train: int
+    n_evaluations: int  # coarse-grainings evaluated by this search (cache hits included)
+    weights: dict  # name -> coarse-grained float32 tensor
+    coarse: CoarseGrained  # the stored representation that was compressed
+
+    @property
+    def paper_bits(self) -> int:
+        return 8 * self.paper_bytes
+
+    @property
+    def symbols_bits(self) -> int:
+        return 8 * self.symbols_bytes
+
+    def as_row(self) -> dict:
+        """The scalar fields, for a table (ranks as JSON)."""
+        return dict(algorithm=self.algorithm, eps=self.eps, paper_bytes=self.paper_bytes, paper_bits=self.paper_bits,
+                    symbols_bytes=self.symbols_bytes, symbols_bits=self.symbols_bits,
+                    symbols_codec=self.symbols_codec, tau=math.nan if self.tau is None else self.tau,
+                    delta=self.delta, ranks=json.dumps(self.ranks), train_loss=self.train_loss,
+                    train_acc=self.train_acc, test_loss=self.test_loss, test_acc=self.test_acc,
+                    n_evaluations=self.n_evaluations)
+
+
+def weight_summary(module: torch.nn.Module) -> dict[str, float]:
+    """The uncoarse-grained measures beside complexity: naive bzip2 size (Fig. 9), L2 norm, effective rank
+    (Fig. 8, mean exp(H_svd) over >= 2-D parameters; NaN without any), reusing the training-time code."""
+    params = {k: v.detach() for k, v in module.named_parameters()}
+    require(len(params) > 0, "module", "has no parameters")
+    naive = naive_size(params)
+    has_matrices = any(p.ndim >= 2 for p in params.values())
+    return dict(naive_bytes=naive, naive_bits=8 * naive, l2_norm=l2_norm(params),
+                effective_rank=spectral_summary(params)["effective_rank"] if has_matrices else math.nan)
+
+
+def _correct(outputs: torch.Tensor, targets: torch.Tensor) -> int | None:
+    """Number of argmax hits for a classifier's (N, C) outputs and integer targets; None otherwise."""
+    if outputs.ndim == 2 and targets.ndim == 1 and not targets.is_floating_point():
+        return int((outputs.argmax(-1) == targets).sum())
+    return None
+
+
+class ComplexityProblem:
+    """A network, its loss and data, and every coarse-graining of it evaluated so far."""
+
+    def __init__(self, module: torch.nn.Module, loss_fn, train_data, test_data=None, *, one_sided: bool = False,
+                 objective: str = "paper", chunk_size: int = 8192, early_exit: bool = True):
+        require(isinstance(module, torch.nn.Module), "module",
+                f"must be a torch.nn.Module, got {type(module).__name__}")
+        require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
+        require(objective in OBJECTIVES, "objective", f"unknown coder {objective!r}; allowed: {', '.join(OBJECTIVES)}")
+        require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size",
+                f"must be a positive integer, got {chunk_size!r}")
+        params = dict(module.named_parameters())
+        require(len(params) > 0, "module", "has no parameters to coarse-grain")
+        self.module, self.loss_fn = module, loss_fn
+        self.device = next(iter(params.values())).device
+        x, y = check_data(train_data, "train_data")
+        self.train = (x.to(self.device), y.to(self.device))
+        self.test = None if test_data is None else tuple(t.to(self.device) for t in check_data(test_data, "test_data"))
+        self.one_sided, self.objective, self.chunk_size, self.early_exit = one_sided, objective, chunk_size, early_exit
+        self.timings: dict[str, float] = defaultdict(float)  # seconds: svd, coarse_grain, loss, compress, optimizer
+        with self.timed("svd"):
+            self.grainer = CoarseGrainer(params)  # validates: no NaN/inf weights
+        self.n_params = sum(p.numel() for p in params.values())
+        self.penalty = 4 * self.n_params  # raw float32 bytes: the objective of an infeasible point
+        with self.timed("loss"):
+            loss, acc, _ = self.loss_and_accuracy({k: v.detach() for k, v in params.items()}, self.train)
+        require(math.isfinite(loss), "loss_fn", "the loss of the unmodified network is NaN or inf; it must be finite")
+        self.reference_loss, self.reference_acc = loss, acc
+        self.evaluations: dict[tuple, Evaluation] = {}
+        self.sizes: dict[tuple, int] = {}  # objective-coder bytes of evaluated points that met a bound
+        self.coarse_cache: dict[tuple, CoarseGrained] = {}
+
+    @contextmanager
+    def timed(self, what: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[what] += time.perf_counter() - start
+
+    @torch.no_grad()
+    def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf):
+        """(mean loss, accuracy, exact) of `weights` on `data`, stopping once the loss provably exceeds `limit`."""
+        x, y = data
+        was_training = self.module.training
+        self.module.eval()
+        total, correct = 0.0, 0
+        try:
+            for start in range(0, len(x), self.chunk_size):
+                xb, yb = x[start:start + self.chunk_size], y[start:start + self.chunk_size]
+                outputs = functional_call(self.module, weights, (xb,))
+                loss = self.loss_fn(outputs, yb)
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise GrokError("loss_fn", "must return a scalar mean loss (like F.cross_entropy)")
+                total += float(loss) * len(yb)
+                hits = _correct(outputs, yb)
+                correct = None if hits is None or correct is None else correct + hits
+                if not math.isfinite(total):
+                    return math.inf, math.nan, True  # a NaN/inf loss violates every bound
+                if self.early_exit and total / len(x) > limit:
+                    return total / len(x), math.nan, False
+        finally:
+            self.module.train(was_training)
+        return total / len(x), math.nan if correct is None else correct / len(x), True
+
+    def coarse_grain(self, ranks: tuple, delta: float, tau: float | None) -> CoarseGrained:
+        key = (ranks, delta)
+        if key not in self.coarse_cache:
+            with self.timed("coarse_grain"):
+                self.coarse_cache.clear()  # keep only the latest: the weights are big, reuse is immediate
+                self.coarse_cache[key] = self.grainer.with_ranks(ranks, delta, tau)
+        return self.coarse_cache[key]
+
+    def weights_on_device(self, cg: CoarseGrained) -> dict[str, torch.Tensor]:
+        with self.timed("coarse_grain"):
+            return {k: v.to(self.device) for k, v in cg.weights().items()}
+
+    def evaluate(self, tau: float | None, delta: float, eps: float) -> Evaluation:
+        """The training loss of Q(R(theta, tau), Delta), exact unless it provably exceeds L(theta) + eps."""
+        check_tau(tau)
+        check_delta(delta)
+        check_eps(eps)
+        ranks = self.grainer.ranks(tau)
+        key = (ranks, float(delta))
+        limit = self.reference_loss + eps
+        cached = self.evaluations.get(key)
+        if cached is not None and (cached.exact or cached.train_loss > limit):
+            return cached
+        cg = self.coarse_grain(ranks, float(delta), tau)
+        weights = self.weights_on_device(cg)
+        with self.timed("loss"):
+            loss, acc, exact = self.loss_and_accuracy(weights, self.train, limit)
+        evaluation = Evaluation(tau, float(delta), ranks, loss, acc, exact)
+        self.evaluations[key] = evaluation
+        return evaluation
+
+    def feasible(self, evaluation: Evaluation, eps: float) -> bool:
+        return evaluation.exact and within_bound(evaluation.train_loss, self.reference_loss, eps, self.one_sided)
+
+    def size(self, evaluation: Evaluation) -> int:
+        """Objective-coder bytes of an evaluated point (computed once, only for points that meet a bound).
+
+        objective "paper": the paper's coder; "symbols": the bzip2 branch of the symbols coder (LZMA is
+        3-10x slower and only tried for the final result).
+        """
+        key = evaluation.key
+        if key not in self.sizes:
+            cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
+            with self.timed("compress"):
+                self.sizes[key] = (paper_size(cg.stored_arrays()) if self.objective == "paper"
+                                   else symbols_bzip2_size(cg))
+        return self.sizes[key]
+
+    def smallest_feasible(self, eps: float) -> Evaluation | None:
+        """The smallest already-compressed point that meets the bound at eps (first found wins ties).
+
+        Every compressed point met some bound; a point meeting the bound at eps meets it at any larger
+        eps, so this is non-increasing in eps over one problem's history: the curves are monotone.
+        """
+        best = None
+        for key, size in self.sizes.items():
+            evaluation = self.evaluations[key]
+            if self.feasible(evaluation, eps) and (best is None or size < self.sizes[best.key]):
+                best = evaluation
+        return best
+
+    def result(self, evaluation: Evaluation, eps: float, algorithm: int, n_evaluations: int) -> ComplexityResult:
+        """The full record of an accepted point: both coders, test metrics, the weights themselves."""
+        cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
+        with self.timed("compress"):
+            paper = self.sizes.get(evaluation.key) if self.objective == "paper" else None
+            paper = paper_size(cg.stored_arrays()) if paper is None else paper
+            symbols = encode_symbols(cg, limit=paper)
+        weights = cg.weights()
+        test_loss, test_acc = math.nan, math.nan
+        if self.test is not None:
+            with self.timed("loss"):
+                test_loss, test_acc, _ = self.loss_and_accuracy({k: v.to(self.device) for k, v in weights.items()},
+                                                                self.test)
+        return ComplexityResult(
+            algorithm=algorithm, eps=float(eps), one_sided=self.one_sided, paper_bytes=paper,
+            symbols_bytes=symbols.n_bytes, symbols_codec=symbols.codec, tau=evaluation.tau,
+            delta=evaluation.delta, ranks=cg.ranks, reference_train_loss=self.reference_loss,
+            train_loss=evaluation.train_loss, train_acc=evaluation.train_acc, test_loss=test_loss,
+            test_acc=test_acc, n_train=len(self.train[0]), n_evaluations=n_evaluations, weights=weights, coarse=cg)

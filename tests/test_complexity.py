@@ -1,0 +1,195 @@
+"""Algorithms 1 and 2 on any network: a small MLP defined here, not one of grok_lib's models."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from grok_lib.coders import naive_size
+from grok_lib.complexity import ComplexityProblem, weight_summary
+from grok_lib.errors import GrokError
+from grok_lib.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
+                             quantization_complexity)
+
+SMALL = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)  # tests only; default 2 + 10 + 50, GP
+
+
+class TwoLayerNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(6, 24)
+        self.out = nn.Linear(24, 3)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.hidden(x)))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A memorizing MLP: 3 classes from the signs of two of 6 inputs, 300 train / 200 test examples."""
+    torch.manual_seed(0)
+    x = torch.randn(500, 6)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    net = TwoLayerNet()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
+    for _ in range(300):
+        optimizer.zero_grad()
+        F.cross_entropy(net(x[:300]), y[:300]).backward()
+        optimizer.step()
+    return net, (x[:300], y[:300]), (x[300:], y[300:])
+
+
+def loss_of(net, weights, data):
+    with torch.no_grad():
+        return float(F.cross_entropy(functional_call(net, weights, (data[0],)), data[1]))
+
+
+def test_any_module_is_measured_with_its_own_loss_and_data(trained):
+    net, train, test = trained
+    result = measure_complexity(net, F.cross_entropy, train, eps=0.5, test_data=test, config=SMALL)
+    assert result.algorithm == 1 and result.n_train == 300
+    assert set(result.ranks) == {"hidden.weight", "hidden.bias", "out.weight", "out.bias"}
+    assert {k: v.shape for k, v in result.weights.items()} == {k: v.shape for k, v in net.named_parameters()}
+    assert 0 < result.symbols_bytes <= result.paper_bytes and result.paper_bits == 8 * result.paper_bytes
+    assert 0.0 <= result.test_acc <= 1.0 and math.isfinite(result.test_loss)
+    assert result.n_evaluations >= 2 + 4 + 6
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_every_accepted_result_meets_the_distortion_bound_when_reevaluated(trained, one_sided):
+    net, train, _ = trained
+    reference = loss_of(net, dict(net.named_parameters()), train)
+    problem = ComplexityProblem(net, F.cross_entropy, train, one_sided=one_sided)
+    for eps in (0.05, 0.3):
+        for result in complexity_curve(problem, [eps], SMALL)[0]:
+            distortion = loss_of(net, result.weights, train) - reference
+            assert (distortion <= eps) if one_sided else (abs(distortion) < eps)
+            assert result.train_loss == pytest.approx(reference + distortion, abs=1e-5)
+
+
+def test_algorithm_1_is_never_worse_than_algorithm_2(trained):
+    net, train, _ = trained
+    for eps in (0.02, 0.2, 1.0):
+        problem = ComplexityProblem(net, F.cross_entropy, train)
+        alg2 = quantization_complexity(problem, eps)
+        alg1 = bayesian_complexity(problem, eps, SMALL, extra_points=((None, alg2.delta),))
+        assert alg1.paper_bytes <= alg2.paper_bytes
+
+
+def test_complexity_does_not_increase_as_eps_grows(trained):
+    net, train, _ = trained
+    problem = ComplexityProblem(net, F.cross_entropy, train)
+    curve = complexity_curve(problem, [1.0, 0.01, 0.1, 0.3], SMALL)
+    assert [alg1.eps for alg1, _ in curve] == [0.01, 0.1, 0.3, 1.0]
+    sizes = [alg1.paper_bytes for alg1, _ in curve]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+
+
+def test_algorithm_2_keeps_every_parameter_whole_and_finds_a_coarser_grid_for_a_looser_bound(trained):
+    net, train, _ = trained
+    problem = ComplexityProblem(net, F.cross_entropy, train)
+    tight, loose = quantization_complexity(problem, 0.01), quantization_complexity(problem, 1.0)
+    assert tight.tau is None and set(tight.ranks.values()) == {None}
+    assert tight.delta < loose.delta and loose.paper_bytes < tight.paper_bytes
+
+
+def test_the_search_is_seeded_and_deterministic(trained):
+    net, train, _ = trained
+    runs = [bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train), 0.2, SMALL, seed=3) for _ in range(2)]
+    assert runs[0].as_row() == runs[1].as_row()
+
+
+@pytest.mark.parametrize("estimator", ["GP", "RF"])
+def test_other_surrogates_also_search(trained, estimator):
+    net, train, _ = trained
+    result = bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train), 0.2,
+                                 BayesConfig(n_random=3, n_guided=2, estimator=estimator, n_trees=4))
+    assert result.paper_bytes > 0
+
+
+def test_stopping_the_loss_early_changes_no_answer(trained):
+    net, train, _ = trained
+    results = [bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train, chunk_size=64, early_exit=flag),
+                                   0.1, SMALL) for flag in (True, False)]
+    assert results[0].as_row() == results[1].as_row()
+
+
+def test_a_low_rank_network_is_stored_as_factors():
+    torch.manual_seed(0)
+    net = nn.Linear(40, 40)
+    with torch.no_grad():
+        net.weight.copy_(torch.randn(40, 1) @ torch.randn(1, 40) * 0.3)
+    x = torch.randn(200, 40)
+    y = net(x).argmax(-1)
+    config = BayesConfig(n_random=0, n_guided=0, probes=((1.0, 0.001),))
+    result = bayesian_complexity(ComplexityProblem(net, F.cross_entropy, (x, y)), 0.5, config)
+    assert result.ranks["weight"] == 1 and result.coarse.params[0].indices[0].shape == (40, 1)
+
+
+def test_weight_summary_reports_naive_size_l2_norm_and_effective_rank():
+    net = nn.Linear(8, 8, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.eye(8) * 2)
+    summary = weight_summary(net)
+    assert summary["l2_norm"] == pytest.approx(math.sqrt(8 * 4))
+    assert summary["effective_rank"] == pytest.approx(8.0)  # equal singular values: exp(log 8)
+    assert summary["naive_bytes"] == naive_size(dict(net.named_parameters())) and summary["naive_bits"] % 8 == 0
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf")])
+def test_nonpositive_eps_is_rejected(trained, eps):
+    net, train, _ = trained
+    with pytest.raises(GrokError, match="^eps:"):
+        measure_complexity(net, F.cross_entropy, train, eps=eps)
+
+
+def test_an_empty_dataset_is_rejected(trained):
+    net, _, _ = trained
+    with pytest.raises(GrokError, match="^train_data:.*empty"):
+        measure_complexity(net, F.cross_entropy, (torch.zeros(0, 6), torch.zeros(0, dtype=torch.long)))
+
+
+def test_mismatched_inputs_and_targets_are_rejected(trained):
+    net, train, _ = trained
+    with pytest.raises(GrokError, match="^train_data:"):
+        measure_complexity(net, F.cross_entropy, (train[0], train[1][:-1]))
+
+
+def test_a_module_without_parameters_is_rejected(trained):
+    _, train, _ = trained
+    with pytest.raises(GrokError, match="^module:.*no parameters"):
+        measure_complexity(nn.Tanh(), F.mse_loss, train)
+
+
+def test_nan_weights_are_rejected(trained):
+    _, train, _ = trained
+    net = TwoLayerNet()
+    with torch.no_grad():
+        net.out.weight[0, 0] = float("nan")
+    with pytest.raises(GrokError, match="^module:.*out.weight"):
+        measure_complexity(net, F.cross_entropy, train)
+
+
+def test_a_nan_loss_is_rejected(trained):
+    net, train, _ = trained
+    with pytest.raises(GrokError, match="^loss_fn:"):
+        measure_complexity(net, lambda outputs, targets: outputs.sum() * float("nan"), train)
+
+
+@pytest.mark.parametrize("tau, delta, field", [(0.0, 0.1, "tau"), (1.2, 0.1, "tau"), (None, 0.0, "delta"),
+                                               (None, -1.0, "delta")])
+def test_bad_tau_or_delta_are_rejected_by_the_problem(trained, tau, delta, field):
+    net, train, _ = trained
+    problem = ComplexityProblem(net, F.cross_entropy, train)
+    with pytest.raises(GrokError, match=f"^{field}:"):
+        problem.evaluate(tau, delta, eps=1.0)
+
+
+def test_bad_search_settings_are_rejected():
+    with pytest.raises(GrokError, match="^estimator:"):
+        BayesConfig(estimator="GBRT")
+    with pytest.raises(GrokError, match="^n_guided:"):
+        BayesConfig(n_guided=-1)
