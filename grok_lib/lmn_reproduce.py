@@ -1,0 +1,245 @@
+"""The LMN reproduction pipeline: train the three tasks, measure Algorithm 1 complexity on the same
+checkpoints, compute the paper's statistics, and draw the figures.
+
+    .venv/bin/python -m grok_lib.lmn_reproduce OUT_DIR --profile ci|cpu|paper
+
+Data flow: LMNRunConfig -> run store (OUT_DIR/runs: metrics.csv, checkpoints) -> complexity.csv per run
+-> OUT_DIR/lmn_summary.csv and figures. Every stage reuses what is already stored.
+
+Complexity (DeMoss et al., Algorithm 1 via grok_lib.search.measure_complexity) is measured on the full
+training set at distortion eps = 0.1 nats. Not the transformer paper's eps = 1: for these 24- to
+32-class MLPs the eps = 1 point lets the coarse-grained network's training accuracy fall to about 70 %
+(measured on addition mod 31), which no longer describes the trained function. Algorithm 1 costs
+30-60 s per checkpoint on one core, so it runs on a subset of the logged steps (`complexity_steps`:
+37 of the 76 per task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch.nn.functional as F
+
+from .errors import GrokError, require
+from .lmn import LMNConfig
+from .lmn_analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
+from .lmn_tasks import TASKS, LMNRun, LMNRunConfig, make_task_split, train_lmn_run
+from .plots import save
+from .search import BayesConfig, measure_complexity
+from .store import write_text_atomic
+from .train import log_schedule
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of the paper's setup to run."""
+
+    steps: int  # training steps per task
+    lmn_samples: int  # N for LMN
+    log_every: int  # linear grid of logged steps
+    complexity_every: int  # linear grid of complexity checkpoints
+    complexity_log_spaced: bool  # also the log-spaced logged steps >= 10
+    bayes: BayesConfig  # Algorithm 1's budget
+    eps: float = 0.1  # distortion bound (nats), see module docstring
+
+
+PROFILES = {
+    # seconds: a few hundred steps, tiny LMN, Algorithm 1 with a token budget; checks the plumbing only
+    "ci": Profile(steps=200, lmn_samples=16, log_every=50, complexity_every=100, complexity_log_spaced=False,
+                  bayes=BayesConfig(n_random=2, n_guided=2)),
+    # the paper's scale; "cpu" and "paper" are the same runs (they are small enough for a CPU)
+    "cpu": Profile(steps=20_000, lmn_samples=256, log_every=500, complexity_every=2500,
+                  complexity_log_spaced=True, bayes=BayesConfig()),
+}
+PROFILES["paper"] = PROFILES["cpu"]
+
+
+def run_configs(profile: Profile, seed: int = 0) -> list[LMNRunConfig]:
+    return [LMNRunConfig(task=task, seed=seed, steps=profile.steps, lmn_samples=profile.lmn_samples,
+                         log_every=profile.log_every) for task in TASKS]
+
+
+def stored_runs(out_dir: str | Path, profile: str = "cpu", seed: int = 0) -> list[LMNRun]:
+    """The finished runs of a profile under OUT_DIR/runs, for notebooks: reads, never trains."""
+    require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    runs = []
+    for config in run_configs(PROFILES[profile], seed):
+        run = LMNRun(Path(out_dir) / "runs" / config.key(), config)
+        if not run.is_complete:
+            raise GrokError("out_dir", f"{run.path} is missing or unfinished; run "
+                            f"`python -m grok_lib.lmn_reproduce {out_dir} --profile {profile}` first")
+        runs.append(run)
+    return runs
+
+
+def complexity_steps(config: LMNRunConfig, every: int, log_spaced: bool = True) -> list[int]:
+    """Checkpoints measured with Algorithm 1: multiples of `every`, the last step, and (if `log_spaced`)
+    the log-spaced steps >= 10 (earlier ones barely differ from the initialization)."""
+    logged = set(config.logged_steps())
+    chosen = set(range(every, config.steps + 1, every))
+    if log_spaced:
+        chosen |= {s for s in log_schedule(config.steps) if s >= 10}
+    return sorted((chosen | {config.steps}) & logged)
+
+
+def checkpoint_complexity(run: LMNRun, step: int, eps: float, bayes: BayesConfig) -> dict:
+    """Algorithm 1 complexity of the checkpoint at `step` on its full training set: one table row.
+
+    The single place the LMN pipeline calls grok_lib.search; swap the measure here.
+    """
+    split = make_task_split(run.config)
+    result = measure_complexity(run.load_model(step), F.cross_entropy, (split.train_x, split.train_y), eps=eps,
+                                test_data=(split.test_x, split.test_y), config=bayes, seed=run.config.seed)
+    row = result.as_row()
+    return dict(step=step, eps=eps, paper_bytes=row["paper_bytes"], symbols_bytes=row["symbols_bytes"],
+                tau=row["tau"], delta=row["delta"], cg_train_loss=row["train_loss"], cg_train_acc=row["train_acc"],
+                cg_test_acc=row["test_acc"], n_evaluations=row["n_evaluations"])
+
+
+def complexity_path(run: LMNRun) -> Path:
+    return run.path / "complexity.csv"
+
+
+def load_complexity(run: LMNRun) -> pd.DataFrame:
+    path = complexity_path(run)
+    return pd.read_csv(path) if path.exists() else pd.DataFrame({"step": pd.Series(dtype=int)})
+
+
+def coarse_to_fine(steps: list[int]) -> list[int]:
+    """`steps` reordered so that every prefix spreads over the whole range: every 8th, then the 4ths, ..."""
+    order, seen, stride = [], set(), 1
+    while stride < len(steps):
+        stride *= 2
+    while stride >= 1:
+        for k in range(0, len(steps), stride):
+            if k not in seen:
+                seen.add(k)
+                order.append(steps[k])
+        stride //= 2
+    return order
+
+
+def add_complexity(run: LMNRun, steps: list[int], eps: float, bayes: BayesConfig, progress: bool = False) -> pd.DataFrame:
+    """Measure the listed checkpoints not yet in complexity.csv (same eps), writing after each one.
+
+    Checkpoints are measured coarse-to-fine, so an interrupted pass still covers the whole run.
+    """
+    table = load_complexity(run)
+    if len(table) and not (table.eps == eps).all():
+        raise GrokError("eps", f"{complexity_path(run)} holds eps {sorted(set(table.eps))}; delete it to use {eps}")
+    rows = table.to_dict("records")
+    done = set(table.step)
+    for step in coarse_to_fine(sorted(steps)):
+        if step in done:
+            continue
+        start = time.perf_counter()
+        rows.append(dict(checkpoint_complexity(run, step, eps, bayes), seconds=time.perf_counter() - start))
+        rows.sort(key=lambda r: r["step"])
+        write_text_atomic(complexity_path(run), pd.DataFrame(rows).to_csv(index=False))
+        if progress:
+            row = next(r for r in rows if r["step"] == step)
+            print(f"{run.config.task} step {step}: {row['paper_bytes']} B", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: list[LMNRun]) -> pd.DataFrame:
+    """Per task and measure: Pearson r / Spearman rho with test loss over the grokking phase.
+
+    LMN and L2 use every logged step; complexity (paper_bytes) only its checkpoints. The phase comes
+    from every logged step in all three cases.
+    """
+    frames = []
+    for run in runs:
+        m = run.metrics()
+        phase = grokking_phase(m)
+        columns = ["lmn", "l2_norm"]
+        c = load_complexity(run)
+        if len(c):
+            m = m.merge(c[["step", "paper_bytes"]], on="step", how="left")
+            columns.append("paper_bytes")
+        frames.append(phase_correlations(m, columns, phase=phase).assign(task=run.config.task, seed=run.config.seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def turning_table(runs: list[LMNRun]) -> pd.DataFrame:
+    """Per task, LMN's trajectory after generalization: piecewise-linear segments and local extrema."""
+    frames = []
+    for run in runs:
+        m = run.metrics()
+        after = grokking_phase(m).generalized or 0
+        every = run.config.log_every
+        if ((m.step % every == 0) & (m.step > after)).sum() >= 6:
+            frames.append(segment_breakpoints(m, "lmn", every, after).assign(kind="segment", task=run.config.task))
+        extrema = late_turning_points(m, every)
+        frames.append(pd.DataFrame(dict(start=extrema.step, end=extrema.step, value=extrema.value,
+                                        kind="local " + extrema.kind.astype(str), task=run.config.task)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_figures(runs: list[LMNRun], figures_dir: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from .lmn_plots import plot_against_test_loss, plot_dynamics, plot_three_measures, plot_xor_trajectory
+
+    figures_dir = Path(figures_dir)
+    made = []
+    for name, fig in (("lmn_dynamics", plot_dynamics(runs)), ("lmn_vs_test_loss", plot_against_test_loss(runs)),
+                      ("lmn_complexity_l2", plot_three_measures(runs, {r.config.task: load_complexity(r) for r in runs}))):
+        made.append(save(fig, figures_dir / name))
+        plt.close(fig)
+    xor = [r for r in runs if r.config.task == "xor"]
+    if xor:
+        fig = plot_xor_trajectory(xor[0])
+        made.append(save(fig, figures_dir / "lmn_xor_trajectory"))
+        plt.close(fig)
+    return made
+
+
+def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | Path | None = None, seed: int = 0,
+                  with_complexity: bool = True, progress: bool = False) -> pd.DataFrame:
+    """Train the three tasks, measure complexity, write OUT_DIR/lmn_summary.csv and the figures.
+
+    profile: "ci" (about 20 CPU-seconds, plumbing only), "cpu" or "paper" (the paper's full scale:
+    measured on one shared core, 7-18 min of training and 10-33 min of Algorithm 1 per task). Figures go to `figures_dir`
+    (default OUT_DIR/figures). Returns the summary table.
+    """
+    require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    p = PROFILES[profile]
+    out_dir = Path(out_dir)
+    runs = []
+    for config in run_configs(p, seed):
+        run = train_lmn_run(config, out_dir / "runs", lmn_config=LMNConfig(), progress=progress)
+        if with_complexity:
+            steps = complexity_steps(config, p.complexity_every, p.complexity_log_spaced)
+            add_complexity(run, steps, p.eps, p.bayes, progress)
+        runs.append(run)
+    summary = summarize(runs)
+    write_text_atomic(out_dir / "lmn_summary.csv", summary.to_csv(index=False))
+    write_text_atomic(out_dir / "lmn_turning_points.csv", turning_table(runs).to_csv(index=False))
+    make_figures(runs, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Reproduce the LMN paper's three tasks (Liu, Zhong & Tegmark).")
+    parser.add_argument("out_dir", help="directory for runs, summary and figures")
+    parser.add_argument("--profile", default="ci", choices=sorted(PROFILES), help="ci (seconds) or cpu/paper (full)")
+    parser.add_argument("--figures", help="figure directory (default OUT_DIR/figures)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of all three runs (default 0)")
+    parser.add_argument("--no-complexity", action="store_true", help="skip Algorithm 1")
+    args = parser.parse_args(argv)
+    try:
+        summary = reproduce_lmn(args.out_dir, args.profile, args.figures, args.seed, not args.no_complexity, True)
+    except GrokError as err:
+        print(f"error: {err}")
+        return 2
+    print(summary.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
