@@ -39,16 +39,16 @@ class Attention(nn.Module):
         self.value = nn.Linear(cfg.d_model, cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def forward(self, x):  # x: (B, T, d_model)
+    def forward(self, x, last_only: bool = False):  # x: (B, T, d_model)
+        """Attention output at every position, or (last_only) at the last position alone: (B, T|1, D)."""
         B, T, D = x.shape
-        h = self.n_heads
-
-        def heads(t):  # (B, T, D) -> (B, h, T, D/h)
-            return t.view(B, T, h, D // h).transpose(1, 2)
-
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(D // h), dim=-1)  # (B, h, T, T)
-        mixed = (weights @ v).transpose(1, 2).reshape(B, T, D)
+        h, d_head = self.n_heads, D // self.n_heads
+        queries = x[:, -1:] if last_only else x
+        q = self.query(queries).view(B, -1, h, d_head).transpose(1, 2)  # (B, h, Tq, d_head)
+        k = self.key(x).view(B, T, h, d_head).transpose(1, 2)  # (B, h, T, d_head)
+        v = self.value(x).view(B, T, h, d_head).transpose(1, 2)
+        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d_head), dim=-1)  # (B, h, Tq, T)
+        mixed = (weights @ v).transpose(1, 2).reshape(B, -1, D)  # (B, Tq, D)
         return self.out(mixed)
 
 
@@ -63,8 +63,9 @@ class Block(nn.Module):
         self.mlp_out = nn.Linear(cfg.d_mlp, cfg.d_model)
         self.ln_mlp = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, x):
-        x = self.ln_attn(x + self.attn(x))
+    def forward(self, x, last_only: bool = False):
+        residual = x[:, -1:] if last_only else x
+        x = self.ln_attn(residual + self.attn(x, last_only))
         return self.ln_mlp(x + self.mlp_out(F.gelu(self.mlp_in(x))))
 
 
@@ -80,9 +81,11 @@ class Transformer(nn.Module):
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
 
     def forward(self, tokens):  # tokens: (B, T) long -> logits (B, vocab)
-        x = self.embed(tokens) + self.pos.weight[: tokens.shape[1]]
-        for block in self.blocks:
-            x = block(x)
+        x = self.embed(tokens) + self.pos.weight[: tokens.shape[1]]  # (B, T, D)
+        # Only the last position is read, so the last block needs its query, residual and MLP there
+        # alone (keys and values still see every position): the same logits for ~1/3 of the work.
+        for i, block in enumerate(self.blocks):
+            x = block(x, last_only=i == len(self.blocks) - 1)
         return self.unembed(x[:, -1])
 
 

@@ -41,3 +41,13 @@ def test_model_config_is_validated():
     with pytest.raises(GrokError) as err:
         TransformerConfig(d_model=100, n_heads=3)
     assert err.value.field == "n_heads"
+
+
+def test_last_position_shortcut_gives_the_full_forwards_logits():
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=13, n_layers=2, d_model=16, n_heads=2, d_mlp=32))
+    tokens = torch.randint(0, 13, (7, 4))
+    x = model.embed(tokens) + model.pos.weight
+    for block in model.blocks:
+        x = block(x)  # every position through every block
+    assert torch.allclose(model(tokens), model.unembed(x[:, -1]), atol=1e-5)
