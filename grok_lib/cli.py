@@ -35,11 +35,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--d-mlp", type=int, default=512, help="MLP width (default 512)")
 
 
-def _config_from(args) -> RunConfig:
-    return RunConfig(op=args.op, regime=args.regime, seed=args.seed, epochs=args.epochs, p=args.p,
-                     train_frac=args.train_frac, lr=args.lr, weight_decay=args.weight_decay, noise=args.noise,
-                     beta=args.beta, batch_size=args.batch_size, n_layers=args.n_layers, d_model=args.d_model,
-                     n_heads=args.n_heads, d_mlp=args.d_mlp)
+def _config_from(args, **overrides) -> RunConfig:
+    """The RunConfig the options describe; `overrides` (e.g. regime, seed) win over the options."""
+    fields = dict(op=args.op, regime=args.regime, seed=args.seed, epochs=args.epochs, p=args.p,
+                  train_frac=args.train_frac, lr=args.lr, weight_decay=args.weight_decay, noise=args.noise,
+                  beta=args.beta, batch_size=args.batch_size, n_layers=args.n_layers, d_model=args.d_model,
+                  n_heads=args.n_heads, d_mlp=args.d_mlp)
+    return RunConfig(**{**fields, **overrides})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +66,44 @@ def build_parser() -> argparse.ArgumentParser:
                             + " and write figures/demo_grokking.png")
     p_demo.add_argument("--figures", type=Path, default=Path("figures"), help="output folder (default figures/)")
 
+    p_grid = sub.add_parser(
+        "grid", help="train every (regime, seed) of one op; --ensemble trains them in one batched step",
+        description="Train the runs of one op for several regimes and seeds into the run store (finished runs "
+                    "are reused). With --ensemble all missing runs train together in one vmapped step, each "
+                    "stored as its own run, with the same results as training them one at a time.",
+        epilog="Example: python -m grok_lib grid --op mul --regimes none wd ours --seeds 0 1 2 --ensemble")
+    _add_run_options(p_grid)
+    p_grid.add_argument("--regimes", nargs="+", default=list(REGIMES), help="regimes (default: none wd ours)")
+    p_grid.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
+    p_grid.add_argument("--ensemble", action="store_true", help="train all runs in one batched step")
+    p_grid.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+
+    p_lmn = sub.add_parser(
+        "lmn", help="reproduce the LMN paper's three MLP tasks (Liu, Zhong & Tegmark)",
+        description="Train the LMN paper's SiLU MLPs on addition mod 31, S4 composition and 5-bit XOR; track "
+                    "LMN, L2 norm and Algorithm 1 complexity; write OUT_DIR/lmn_summary.csv and lmn_* figures.")
+    p_lmn.add_argument("out_dir", type=Path, help="directory for the LMN runs and summary tables")
+    p_lmn.add_argument("--profile", default="ci", help="ci (seconds) or cpu / paper (the full 20,000 steps)")
+    p_lmn.add_argument("--figures", type=Path, default=Path("figures"), help="figure folder (default figures/)")
+    p_lmn.add_argument("--seed", type=int, default=0, help="seed of all three runs (default 0)")
+    p_lmn.add_argument("--no-complexity", action="store_true", help="skip Algorithm 1")
+
     sub.add_parser("runs", help="list the stored runs and their progress")
     _add_complexity_parser(sub)
     return parser
+
+
+def _grid(args, store: RunStore) -> None:
+    from .ensemble import train_ensemble
+    from .train import grokking_epochs, train
+
+    configs = [_config_from(args, regime=regime, seed=seed) for regime in args.regimes for seed in args.seeds]
+    if args.ensemble:
+        runs = train_ensemble(configs, store, device=args.device)
+    else:
+        runs = [train(config, store, device=args.device) for config in configs]
+    for run in runs:
+        print(f"{run.path.name:40s} first epochs >= 99%: {grokking_epochs(run.metrics())}")
 
 
 def _add_complexity_parser(sub) -> None:
@@ -148,6 +185,13 @@ def main(argv=None) -> int:
             print(f"{run.path}: {grokking_epochs(run.metrics())}; figure {path}")
         elif args.command == "complexity":
             _complexity(args, store)
+        elif args.command == "grid":
+            _grid(args, store)
+        elif args.command == "lmn":
+            from .lmn_reproduce import reproduce_lmn
+
+            summary = reproduce_lmn(args.out_dir, args.profile, args.figures, args.seed, not args.no_complexity, True)
+            print(summary.to_string(index=False))
         elif args.command == "runs":
             for run in store.runs():
                 print(f"{run.path.name:40s} epoch {run.resume_epoch():>6}/{run.config.epochs}")

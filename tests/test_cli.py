@@ -36,3 +36,12 @@ def test_train_then_list(tmp_path):
     assert "epoch 5" in result.stdout
     listing = cli("runs", store=tmp_path).stdout
     assert "add-ours-s0" in listing and "5/5" in listing
+
+
+def test_grid_trains_each_regime_and_seed_as_its_own_run(tmp_path):
+    args = ["--op", "add", "--p", "11", "--train-frac", "0.5", "--d-model", "16", "--n-heads", "2",
+            "--d-mlp", "32", "--epochs", "3", "--regimes", "none", "ours", "--seeds", "0", "1", "--ensemble"]
+    result = cli("grid", *args, store=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = sorted(line.split()[0] for line in cli("runs", store=tmp_path).stdout.splitlines())
+    assert [n.rsplit("-", 1)[0] for n in names] == ["add-none-s0", "add-none-s1", "add-ours-s0", "add-ours-s1"]
