@@ -1,0 +1,262 @@
+"""The paper's figures, one small function each, drawn from stored runs only (mean +- standard error).
+
+Inputs are the tidy tables of the run store, with op, regime and seed columns:
+  metrics      one row per (run, logged epoch): `runs_metrics(runs)` (metrics.csv)
+  complexity   one row per (run, tracked epoch, eps): `grok_lib.profiles.track_missing` (complexity.csv
+               joined with metrics.csv by grok_lib.tracking.load_complexity)
+  final        one row per (run, eps) on the final checkpoint: `grok_lib.profiles.final_rate_distortion`
+Every function returns a matplotlib Figure. Complexity is in kB (1000 bytes) of the paper's coder, bz2 of
+the pickled float32 arrays; epochs are on a log axis; the profile and seeds are in the title. Nothing is
+computed here that the store already holds: Eq. 4 bounds and description lengths come from complexity.csv.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .bounds import fit_rate_distortion
+from .plots import save
+from .train import grokking_epochs
+
+REGIME_COLORS = {"none": "C0", "wd": "C2", "ours": "C3"}
+REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (wd + noise + spectral)"}
+OP_SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "sq_sum": "a²+b²", "quad": "a²+ab+b²"}
+FIGURE_NAMES = {
+    1: "fig01_complexity_mul", 2: "fig02_complexity_ours", 3: "fig03_complexity_none",
+    4: "fig04_rate_distortion", 5: "fig05_complexity_eps", 6: "fig06_generalization_bound",
+    7: "fig07_algorithm2", 8: "fig08_effective_rank", 9: "fig09_naive_size", 10: "fig10_accuracy",
+    11: "fig11_description_length",
+}
+
+
+def runs_metrics(runs) -> pd.DataFrame:
+    """metrics.csv of every run, stacked, with op, regime and seed columns."""
+    return pd.concat([r.metrics().assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed)
+                      for r in runs], ignore_index=True)
+
+
+def mean_se(frame: pd.DataFrame, value: str, x: str = "epoch") -> pd.DataFrame:
+    """Mean and standard error (sample std / sqrt(n); 0 for a single seed) of `value` over seeds, per x."""
+    out = frame.groupby(x)[value].agg(["mean", "std", "count"]).reset_index()
+    out["se"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
+    return out
+
+
+def grokking_table(runs) -> pd.DataFrame:
+    """Per run: memorization and generalization epochs (first logged epoch with accuracy >= 0.99) and the
+    final accuracies; None where the run never got there."""
+    rows = []
+    for run in runs:
+        m = run.metrics()
+        marks = grokking_epochs(m)
+        rows.append(dict(op=run.config.op, regime=run.config.regime, seed=run.config.seed,
+                         epochs=int(m.epoch.iloc[-1]), memorized=marks["memorized"],
+                         generalized=marks["generalized"], final_train_acc=round(float(m.train_acc.iloc[-1]), 3),
+                         final_test_acc=round(float(m.test_acc.iloc[-1]), 3)))
+    return pd.DataFrame(rows)
+
+
+def save_figure(fig, number_or_name, folder: Path) -> Path:
+    """Write folder/figNN_name.png and .pdf (number: the paper's figure number); return the PNG path."""
+    name = FIGURE_NAMES.get(number_or_name, number_or_name)
+    return save(fig, Path(folder) / str(name))
+
+
+# --- drawing helpers -------------------------------------------------------------------------------------
+def _band(ax, stats: pd.DataFrame, x: str, color, label, **kw):
+    ax.plot(stats[x], stats["mean"], color=color, label=label, **kw)
+    ax.fill_between(stats[x], stats["mean"] - stats["se"], stats["mean"] + stats["se"], color=color, alpha=0.2, lw=0)
+
+
+def _ops(frame: pd.DataFrame) -> list[str]:
+    return [op for op in OP_SYMBOLS if op in set(frame.op)]
+
+
+def _title(fig, what: str, frame: pd.DataFrame, profile: str):
+    seeds = sorted(int(s) for s in frame["seed"].unique())
+    fig.suptitle(f"{what}\nprofile {profile}; seeds {seeds}: mean ± standard error", fontsize=9)
+    fig.tight_layout()
+
+
+def _epoch_axis(ax, op: str):
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch (log scale)")
+    ax.set_title(f"a {OP_SYMBOLS[op]} b mod p", fontsize=9)
+
+
+def _at_eps(complexity: pd.DataFrame, eps: float) -> pd.DataFrame:
+    return complexity[np.isclose(complexity["eps"], eps)]
+
+
+def _regime_panels(frame: pd.DataFrame, value: str, ylabel: str, title: str, profile: str, scale: float = 1.0):
+    """One panel per op, one mean +- s.e. curve per regime of `value` * scale vs epoch."""
+    ops = _ops(frame)
+    fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        for regime, color in REGIME_COLORS.items():
+            rows = frame[(frame.op == op) & (frame.regime == regime)]
+            if len(rows):
+                _band(ax, mean_se(rows.assign(y=rows[value] * scale), "y"), "epoch", color, REGIME_LABELS[regime])
+        _epoch_axis(ax, op)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    _title(fig, title, frame, profile)
+    return fig
+
+
+# --- the figures ----------------------------------------------------------------------------------------
+def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str = "mul", eps: float = 1.0):
+    """Fig. 1: complexity (Algorithm 1, eps = 1) vs epoch, unregularized vs regularized, on one op; markers
+    at memorization (square: seed-mean train accuracy >= 0.99) and generalization (circle: test)."""
+    rows = _at_eps(complexity[complexity.op == op], eps)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for regime in ("none", "ours"):
+        sel = rows[rows.regime == regime]
+        if sel.empty:
+            continue
+        stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB")
+        color = REGIME_COLORS[regime]
+        _band(ax, stats, "epoch", color, REGIME_LABELS[regime])
+        marks = grokking_epochs(sel.groupby("epoch")[["train_acc", "test_acc"]].mean().reset_index())
+        for key, marker in (("memorized", "s"), ("generalized", "o")):
+            if marks[key] is not None:
+                ax.plot(marks[key], np.interp(marks[key], stats.epoch, stats["mean"]), marker, color=color,
+                        mfc="white", mew=2, ms=9, label=f"{key} at epoch {marks[key]}")
+    _epoch_axis(ax, op)
+    ax.set_ylabel(f"complexity (kB, Algorithm 1, ε = {eps:g})")
+    ax.legend(fontsize=7)
+    _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing", rows, profile)
+    return fig
+
+
+def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: str, eps: float = 1.0):
+    """Figs. 2 (regime ours) and 3 (none): per op, complexity (Algorithm 1, eps = 1, left axis) and train /
+    test accuracy (right axis) vs epoch."""
+    rows = _at_eps(complexity[complexity.regime == regime], eps)
+    ops = _ops(rows)
+    fig, axes = plt.subplots(1, len(ops), figsize=(4.6 * len(ops), 3.6), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        sel = rows[rows.op == op]
+        _band(ax, mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB"), "epoch", "k", "complexity")
+        ax.set_ylabel(f"complexity (kB, ε = {eps:g})")
+        acc = ax.twinx()
+        for split, color in (("train", "C0"), ("test", "C1")):
+            _band(acc, mean_se(sel, f"{split}_acc"), "epoch", color, f"{split} accuracy", lw=1)
+        acc.set(ylim=(0, 1.05), ylabel="accuracy")
+        _epoch_axis(ax, op)
+        handles = ax.get_lines()[:1] + acc.get_lines()
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
+    number = {"ours": 2, "none": 3}.get(regime, "")
+    _title(fig, f"Fig. {number} — complexity and accuracy, {REGIME_LABELS[regime]}", rows, profile)
+    return fig
+
+
+def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours") -> pd.DataFrame:
+    """Per op: the fit complexity_kB = a ln(eps) + b to the seed-mean final complexity (Fig. 4), with R^2."""
+    rows = []
+    for op in _ops(final[final.regime == regime]):
+        sel = final[(final.regime == regime) & (final.op == op)]
+        stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB", x="eps")
+        if len(stats) >= 2:
+            fit = fit_rate_distortion(stats.eps, stats["mean"])
+            rows.append(dict(op=op, a=fit.a, b=fit.b, r2=fit.r2))
+    return pd.DataFrame(rows, columns=["op", "a", "b", "r2"])
+
+
+def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours"):
+    """Fig. 4: complexity of the final weights (Algorithm 1) vs eps per op, with the least-squares fit
+    a ln(eps) + b (grok_lib.bounds.fit_rate_distortion) and its R^2 in the legend."""
+    rows = final[final.regime == regime]
+    fits = rate_distortion_fits(final, regime).set_index("op")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, op in enumerate(_ops(rows)):
+        sel = rows[rows.op == op]
+        stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB", x="eps")
+        color = f"C{i}"
+        label = f"a {OP_SYMBOLS[op]} b"
+        if op in fits.index:
+            a, b, r2 = fits.loc[op, ["a", "b", "r2"]]
+            grid = np.geomspace(stats.eps.min(), stats.eps.max(), 100)
+            ax.plot(grid, a * np.log(grid) + b, color=color, lw=1)
+            label += f": {a:.2f} ln ε + {b:.2f} (R² = {r2:.3f})"
+        ax.errorbar(stats.eps, stats["mean"], yerr=stats.se, fmt="o", color=color, ms=5, capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("distortion bound ε (nats of training loss, log scale)")
+    ax.set_ylabel("complexity of the final weights (kB)")
+    ax.legend(fontsize=7)
+    _title(fig, f"Fig. 4 — algorithmic rate–distortion curves, {REGIME_LABELS[regime]}", rows, profile)
+    return fig
+
+
+def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str = "ours"):
+    """Fig. 5: complexity dynamics (Algorithm 1) for every tracked eps, one panel per op."""
+    rows = complexity[complexity.regime == regime]
+    ops, eps_values = _ops(rows), sorted(rows.eps.unique())
+    cmap = plt.get_cmap("viridis")
+    fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        for j, eps in enumerate(eps_values):
+            sel = _at_eps(rows[rows.op == op], eps)
+            _band(ax, mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB"), "epoch",
+                  cmap(j / max(1, len(eps_values) - 1)), f"ε = {eps:g}")
+        _epoch_axis(ax, op)
+        ax.set_ylabel("complexity (kB, Algorithm 1)")
+        ax.legend(fontsize=7)
+    _title(fig, f"Fig. 5 — complexity dynamics under distortion bounds ε, {REGIME_LABELS[regime]}", rows, profile)
+    return fig
+
+
+def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
+    """Fig. 6: the Eq. 4 bound on the expected 0-1 risk (delta = 0.05, K = paper-coder bits at eps = 1),
+    per regime and op; above 1 it is vacuous, as all of the paper's are."""
+    rows = _at_eps(complexity, eps)
+    fig = _regime_panels(rows, "bound", "Eq. 4 bound on expected risk", "Fig. 6 — generalization bound (Eq. 4); "
+                         "above the dotted line (risk 1) it is vacuous", profile)
+    for ax in fig.axes:
+        ax.axhline(1.0, color="gray", ls=":", lw=1)
+    return fig
+
+
+def fig07_algorithm2(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
+    """Fig. 7: complexity by quantization alone (Algorithm 2, eps = 1) vs epoch, per regime and op."""
+    return _regime_panels(_at_eps(complexity, eps), "alg2_bytes", f"complexity (kB, Algorithm 2, ε = {eps:g})",
+                          "Fig. 7 — complexity by quantization alone (Algorithm 2)", profile, scale=1e-3)
+
+
+def fig08_effective_rank(metrics: pd.DataFrame, profile: str):
+    """Fig. 8: effective rank exp(H_svd), averaged over the weight matrices, vs epoch per regime and op."""
+    return _regime_panels(metrics, "effective_rank", "mean effective rank exp(H_svd)",
+                          "Fig. 8 — effective rank of the weight matrices", profile)
+
+
+def fig09_naive_size(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
+    """Fig. 9: bzip2 of the raw float32 weights, no coarse-graining (note the narrow y range)."""
+    return _regime_panels(_at_eps(complexity, eps), "naive_bytes", "naive bzip2 size of the weights (kB)",
+                          "Fig. 9 — naive compression, no coarse-graining", profile, scale=1e-3)
+
+
+def fig10_accuracy(metrics: pd.DataFrame, profile: str):
+    """Fig. 10: train (dashed) and test (solid) accuracy vs epoch, per regime and op."""
+    ops = _ops(metrics)
+    fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        for regime, color in REGIME_COLORS.items():
+            sel = metrics[(metrics.op == op) & (metrics.regime == regime)]
+            if len(sel):
+                _band(ax, mean_se(sel, "train_acc"), "epoch", color, f"{REGIME_LABELS[regime]}: train", ls="--")
+                _band(ax, mean_se(sel, "test_acc"), "epoch", color, f"{REGIME_LABELS[regime]}: test")
+        _epoch_axis(ax, op)
+        ax.set(ylim=(0, 1.05), ylabel="accuracy")
+        ax.legend(fontsize=6)
+    _title(fig, "Fig. 10 — train (dashed) and test (solid) accuracy", metrics, profile)
+    return fig
+
+
+def fig11_description_length(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
+    """Fig. 11: total description length K(theta_hat) + sum_train -log2 p(y|x; theta_hat) in kbit (eps = 1)."""
+    return _regime_panels(_at_eps(complexity, eps), "description_length_bits", "description length (kbit)",
+                          "Fig. 11 — total description length: complexity + data entropy", profile, scale=1e-3)

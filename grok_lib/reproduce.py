@@ -1,0 +1,104 @@
+"""Run the five notebooks in order with papermill; every paper figure lands in figures/ (PNG and PDF).
+
+    python -m grok_lib.reproduce --profile auto      # paper on a CUDA machine, else cpu (<= 20 min, 2 cores)
+    python -m grok_lib.reproduce --profile ci        # seconds: checks that every cell runs
+    python -m grok_lib.reproduce --refresh-checks    # rewrite the reference outputs nbval compares
+
+The executed copies go to notebooks/executed/ (ignored by git). Training and complexity measurements are
+cached in the run store, so a second run only re-draws. The kernel is `python3` resolved to this
+interpreter (jupyter_client starts "python" kernels with sys.executable), so the notebooks run in the
+same environment as this command whether or not a named kernel was installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .profiles import REPO_ROOT, figures_dir, get_profile
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS = ("01_theory.ipynb", "02_training.ipynb", "03_coarse_graining.ipynb", "04_rate_distortion.ipynb",
+             "05_bounds.ipynb")
+KERNEL = "python3"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NOTEBOOK_DIR / "executed",
+                  kernel: str = KERNEL, progress: bool = True) -> list[Path]:
+    """Execute `notebooks` in order at `profile` into out_dir; return the executed paths.
+
+    The resolved profile is also exported as GROK_PROFILE, which the notebooks' derived cell honours, so a
+    notebook never runs at a different size from the one it was asked for.
+    """
+    import papermill
+
+    name = get_profile(profile).name
+    os.environ["GROK_PROFILE"] = name
+    os.environ["GROK_HEADLESS"] = "1"  # no frontend: the slider cells print a line instead of rendering
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for notebook in notebooks:
+        start = time.perf_counter()
+        print(f"[{name}] {notebook} ...", flush=True)
+        papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out_dir / notebook),
+                                   parameters={"profile": name}, kernel_name=kernel, cwd=str(NOTEBOOK_DIR),
+                                   progress_bar=progress, log_output=False, request_save_on_cell_execute=True)
+        print(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s", flush=True)
+        done.append(out_dir / notebook)
+    return done
+
+
+def refresh_checks(notebooks=NOTEBOOKS, kernel: str = KERNEL) -> None:
+    """Re-execute at the ci profile and store, in the committed notebooks, only the outputs of the cells
+    marked NBVAL_CHECK_OUTPUT (the reference nbval compares); every other output is cleared."""
+    import tempfile
+
+    import nbformat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("GROK_RUNS", str(Path(tmp) / "runs"))
+        os.environ.setdefault("GROK_FIGURES", str(Path(tmp) / "figures"))
+        executed = run_notebooks("ci", notebooks, Path(tmp) / "executed", kernel, progress=False)
+        for source, result in zip(notebooks, executed):
+            path = NOTEBOOK_DIR / source
+            nb, ran = nbformat.read(path, as_version=4), nbformat.read(result, as_version=4)
+            ran_cells = {c.get("id"): c for c in ran.cells}
+            for cell in nb.cells:
+                if cell.cell_type != "code":
+                    continue
+                cell.outputs, cell.execution_count = [], None
+                if cell.source.startswith(CHECK_MARK):
+                    reference = ran_cells[cell.get("id")]
+                    cell.outputs = [o for o in reference.outputs if o.output_type == "stream"]
+                    cell.execution_count = 1
+            nbformat.write(nb, path)
+            print(f"refreshed the reference outputs of {path}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grok_lib.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="auto", help="ci, cpu, paper or auto (paper with CUDA, else cpu)")
+    parser.add_argument("--only", nargs="*", help="run only these notebooks (file names), still in order")
+    parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")
+    parser.add_argument("--refresh-checks", action="store_true",
+                        help="re-execute at ci and store the NBVAL_CHECK_OUTPUT reference outputs")
+    args = parser.parse_args(argv)
+    if args.refresh_checks:
+        refresh_checks(kernel=args.kernel)
+        return 0
+    notebooks = [n for n in NOTEBOOKS if not args.only or n in args.only]
+    start = time.perf_counter()
+    run_notebooks(args.profile, notebooks, kernel=args.kernel)
+    figures = sorted(p.name for p in figures_dir().glob("fig*.png"))
+    print(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; figures in {figures_dir()}: "
+          + ", ".join(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The notebooks as committed: reading order, no outputs, one JSON-typed parameters cell, nbval-ready widgets.
+
+Executing them is nbval's job (pytest --nbval-lax collects notebooks/*.ipynb at the ci profile; see
+notebooks/conftest.py); these tests check what must hold before anything runs.
+"""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from grok_lib.errors import GrokError
+from grok_lib.figures import mean_se
+from grok_lib.profiles import get_profile, profile_configs
+from grok_lib.reproduce import CHECK_MARK, NOTEBOOK_DIR, NOTEBOOKS
+
+NOTEBOOK_PATHS = [NOTEBOOK_DIR / name for name in NOTEBOOKS]
+JSON_TYPES = (str, int, float, bool, type(None), list, dict)
+
+
+def code_cells(path: Path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_the_batch_runs_every_notebook_in_reading_order():
+    on_disk = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert list(NOTEBOOKS) == on_disk
+    assert [n[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
+def test_committed_notebook_has_no_outputs_but_the_nbval_references(path):
+    for cell in code_cells(path):
+        if cell.source.startswith(CHECK_MARK):
+            # the reference nbval compares: short printed text only, no images or widget state
+            assert all(o.output_type == "stream" for o in cell.outputs), cell.source[:80]
+            assert sum(len(o.text) for o in cell.outputs) < 2000
+        else:
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
+def test_notebook_has_one_parameters_cell_of_json_values_with_a_profile(path):
+    cells = code_cells(path)
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    values = {}
+    for node in ast.parse(cells[tagged[0]].source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        value = ast.literal_eval(node.value)  # literals only: papermill can inject them
+        assert isinstance(value, JSON_TYPES) and json.loads(json.dumps(value)) == value
+        values[node.targets[0].id] = value
+    assert values["profile"] in ("ci", "cpu", "paper", "auto")
+    # the derived values come from grok_lib in the very next cell
+    assert "get_profile(profile)" in cells[tagged[0] + 1].source
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
+def test_widget_cells_are_ignored_by_nbval_and_follow_a_saved_static_figure(path):
+    cells = code_cells(path)
+    for i, cell in enumerate(cells):
+        if "explorer(" in cell.source and "import" not in cell.source:
+            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT")
+            assert "save(" in cells[i - 1].source
+
+
+def test_nbval_checks_some_cells_and_has_a_sanitize_file():
+    checked = sum(c.source.startswith(CHECK_MARK) for p in NOTEBOOK_PATHS for c in code_cells(p))
+    assert checked >= 4
+    assert (NOTEBOOK_DIR / "nbval_sanitize.cfg").is_file()
+
+
+def test_environment_profile_overrides_the_notebook_parameter(monkeypatch):
+    monkeypatch.setenv("GROK_PROFILE", "ci")
+    assert get_profile("paper").name == "ci"
+    monkeypatch.delenv("GROK_PROFILE")
+    assert get_profile("paper").name == "paper"
+
+
+def test_unknown_profile_is_refused_naming_the_field(monkeypatch):
+    monkeypatch.delenv("GROK_PROFILE", raising=False)
+    with pytest.raises(GrokError, match="profile"):
+        get_profile("laptop")
+
+
+def test_paper_profile_is_the_full_protocol(monkeypatch):
+    monkeypatch.delenv("GROK_PROFILE", raising=False)
+    paper = get_profile("paper")
+    configs = profile_configs(paper)
+    assert len(configs) == 4 * 3 * 6
+    assert {c.p for c in configs} == {113} and {c.epochs for c in configs} == {10_000}
+    assert (paper.bayes.n_random, paper.bayes.n_guided, len(paper.track_eps)) == (10, 50, 7)
+
+
+def test_empty_grid_arguments_take_the_profile_defaults_and_lists_narrow_it(monkeypatch):
+    monkeypatch.delenv("GROK_PROFILE", raising=False)
+    cpu = get_profile("cpu")
+    assert len(cpu.configs([], [], [])) == len(cpu.ops) * len(cpu.regimes) * len(cpu.seeds)
+    assert [(c.op, c.regime, c.seed) for c in cpu.configs(["mul"], ["ours"], [3])] == [("mul", "ours", 3)]
+
+
+def test_standard_error_is_std_over_sqrt_seeds_and_zero_for_one_seed():
+    frame = pd.DataFrame(dict(epoch=[1, 1, 1, 2], y=[1.0, 2.0, 3.0, 5.0]))
+    stats = mean_se(frame, "y").set_index("epoch")
+    assert stats.loc[1, "mean"] == 2.0 and stats.loc[1, "se"] == pytest.approx(1.0 / 3**0.5)
+    assert stats.loc[2, "se"] == 0.0
