@@ -13,11 +13,13 @@ same environment as this command whether or not a named kernel was installed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from .errors import require
 from .profiles import REPO_ROOT, figures_dir, get_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -25,6 +27,7 @@ NOTEBOOKS = ("01_theory.ipynb", "02_training.ipynb", "03_coarse_graining.ipynb",
              "05_bounds.ipynb")
 KERNEL = "python3"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+REFERENCES = NOTEBOOK_DIR / "nbval_references.json"
 
 
 def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NOTEBOOK_DIR / "executed",
@@ -53,31 +56,55 @@ def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NO
     return done
 
 
+def stream_text(outputs) -> str:
+    """The printed text of a cell's outputs (the only kind nbval compares here)."""
+    return "".join(o["text"] for o in outputs if o.get("output_type") == "stream")
+
+
+def read_references() -> dict[str, dict[str, str]]:
+    """{notebook: {cell id: printed text}} for the NBVAL_CHECK_OUTPUT cells (notebooks/nbval_references.json)."""
+    return json.loads(REFERENCES.read_text()) if REFERENCES.exists() else {}
+
+
+def with_references(path: Path):
+    """The notebook at `path` with its stored reference text put back into its check cells, for nbval.
+
+    Committed notebooks carry no outputs; the reference text nbval compares lives beside them in
+    nbval_references.json, so only the copy that nbval runs has outputs.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    texts = read_references().get(Path(path).name, {})
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith(CHECK_MARK):
+            require(cell.get("id") in texts, "nbval_references.json",
+                    f"no reference for check cell {cell.get('id')} of {Path(path).name}; run --refresh-checks")
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=texts[cell["id"]])]
+            cell.execution_count = 1
+    return nb
+
+
 def refresh_checks(notebooks=NOTEBOOKS, kernel: str = KERNEL) -> None:
-    """Re-execute at the ci profile and store, in the committed notebooks, only the outputs of the cells
-    marked NBVAL_CHECK_OUTPUT (the reference nbval compares); every other output is cleared."""
+    """Re-execute at the ci profile and store the printed text of the cells marked NBVAL_CHECK_OUTPUT in
+    nbval_references.json (the reference nbval compares); the committed notebooks keep no outputs."""
     import tempfile
 
     import nbformat
 
+    from .store import write_text_atomic
+
+    references = read_references()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("GROK_RUNS", str(Path(tmp) / "runs"))
         os.environ.setdefault("GROK_FIGURES", str(Path(tmp) / "figures"))
         executed = run_notebooks("ci", notebooks, Path(tmp) / "executed", kernel, progress=False)
         for source, result in zip(notebooks, executed):
-            path = NOTEBOOK_DIR / source
-            nb, ran = nbformat.read(path, as_version=4), nbformat.read(result, as_version=4)
-            ran_cells = {c.get("id"): c for c in ran.cells}
-            for cell in nb.cells:
-                if cell.cell_type != "code":
-                    continue
-                cell.outputs, cell.execution_count = [], None
-                if cell.source.startswith(CHECK_MARK):
-                    reference = ran_cells[cell.get("id")]
-                    cell.outputs = [o for o in reference.outputs if o.output_type == "stream"]
-                    cell.execution_count = 1
-            nbformat.write(nb, path)
-            print(f"refreshed the reference outputs of {path}")
+            ran = nbformat.read(result, as_version=4)
+            references[source] = {c["id"]: stream_text(c.outputs) for c in ran.cells
+                                  if c.cell_type == "code" and c.source.startswith(CHECK_MARK)}
+    write_text_atomic(REFERENCES, json.dumps(references, indent=1, sort_keys=True) + "\n")
+    print(f"refreshed {REFERENCES}")
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """The notebooks as committed: reading order, no outputs, one JSON-typed parameters cell, nbval-ready widgets.
 
-Executing them is nbval's job (pytest --nbval-lax collects notebooks/*.ipynb at the ci profile; see
-notebooks/conftest.py); these tests check what must hold before anything runs.
+Executing them under nbval is tests/test_nbval.py's job; these tests check what must hold before anything
+runs.
 """
 
 import ast
@@ -15,7 +15,7 @@ import pytest
 from grok_lib.errors import GrokError
 from grok_lib.figures import mean_se
 from grok_lib.profiles import get_profile, profile_configs
-from grok_lib.reproduce import CHECK_MARK, NOTEBOOK_DIR, NOTEBOOKS
+from grok_lib.reproduce import CHECK_MARK, NOTEBOOK_DIR, NOTEBOOKS, read_references
 
 NOTEBOOK_PATHS = [NOTEBOOK_DIR / name for name in NOTEBOOKS]
 JSON_TYPES = (str, int, float, bool, type(None), list, dict)
@@ -32,14 +32,17 @@ def test_the_batch_runs_every_notebook_in_reading_order():
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
-def test_committed_notebook_has_no_outputs_but_the_nbval_references(path):
+def test_committed_notebook_has_no_outputs(path):
     for cell in code_cells(path):
-        if cell.source.startswith(CHECK_MARK):
-            # the reference nbval compares: short printed text only, no images or widget state
-            assert all(o.output_type == "stream" for o in cell.outputs), cell.source[:80]
-            assert sum(len(o.text) for o in cell.outputs) < 2000
-        else:
-            assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+        assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
+def test_every_check_cell_has_a_short_stored_reference(path):
+    texts = read_references()[path.name]
+    checks = [c for c in code_cells(path) if c.source.startswith(CHECK_MARK)]
+    assert sorted(c["id"] for c in checks) == sorted(texts)
+    assert all(0 < len(texts[c["id"]]) < 2000 for c in checks)
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
