@@ -1,6 +1,6 @@
 """Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, and where they go.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --estimator GP --estimator ET
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --estimator GP --reference
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
 accuracy 1.0, test 0.03; 19 minutes to train once on the shared 2-core machine), trained with
@@ -11,6 +11,10 @@ included) and CPU seconds of all threads (the machine may be shared), and splits
 coarse-graining (quantize, rebuild weights), training-loss forward passes, compression (the search's
 objective sizes plus the final result's two coders) and the optimizer's own ask/tell time (surrogate
 fitting and acquisition).
+
+--reference first runs each measurement the old way, in the same process for a side-by-side ratio on a
+noisy machine: the textbook forward (every position through every block, per-head matmuls, no
+token-position tables) and the process's own thread settings (threads=None, i.e. OMP_NUM_THREADS).
 """
 
 import argparse
@@ -24,9 +28,29 @@ import torch.nn.functional as F
 from grok_lib.complexity import ComplexityProblem
 from grok_lib.config import RunConfig
 from grok_lib.data import make_split
+from grok_lib.model import Transformer
 from grok_lib.search import BayesConfig, bayesian_complexity, quantization_complexity
 from grok_lib.store import RunStore
 from grok_lib.train import train
+
+
+class ReferenceTransformer(Transformer):
+    """The same parameters, through the textbook forward: the slow path the fast one is measured against."""
+
+    def forward(self, tokens):
+        B, T = tokens.shape
+        x = self.embed(tokens) + self.pos.weight[:T]
+        for block in self.blocks:
+            attn, h, D = block.attn, block.attn.n_heads, x.shape[-1]
+
+            def heads(t):
+                return t.view(B, T, h, D // h).transpose(1, 2)  # (B, h, T, d_head)
+
+            q, k, v = heads(attn.query(x)), heads(attn.key(x)), heads(attn.value(x))
+            weights = torch.softmax(q @ k.transpose(-2, -1) / (D // h) ** 0.5, dim=-1)
+            x = block.ln_attn(x + attn.out((weights @ v).transpose(1, 2).reshape(B, T, D)))
+            x = block.ln_mlp(x + block.mlp_out(F.gelu(block.mlp_in(x))))
+        return self.unembed(x[:, -1])
 
 
 def report(label: str, seconds: float, cpu_seconds: float, problem: ComplexityProblem, result) -> None:
@@ -44,9 +68,12 @@ def main():
     parser.add_argument("--store", type=Path, default=Path("/tmp/grok-bench-runs"))
     parser.add_argument("--regime", default="wd", help="none, wd or ours (default wd: ours trains ~5x slower on CPU)")
     parser.add_argument("--eps", type=float, default=1.0)
-    parser.add_argument("--estimator", action="append", help="ET, RF or GP (repeatable; default ET and GP)")
+    parser.add_argument("--estimator", action="append", help="ET, RF or GP (repeatable; default GP)")
     parser.add_argument("--objective", action="append", help="paper or symbols (repeatable; default paper)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--reference", action="store_true",
+                        help="also run the old path (textbook forward, process thread settings) first")
+    parser.add_argument("--no-algorithm-2", action="store_true", help="skip the Algorithm 2 timing")
     args = parser.parse_args()
     config = RunConfig(op="mul", regime=args.regime, epochs=args.epochs)
     run = train(config, RunStore(args.store), device="cpu", progress=True)
@@ -58,19 +85,31 @@ def main():
           f"{metrics.test_acc:.3f}; {sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(split.train_x)} training examples; torch threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f}")
+    reference = ReferenceTransformer(model.cfg)
+    reference.load_state_dict(model.state_dict())
+    paths = [("reference", reference, None), ("fast", model, 1)] if args.reference else [("fast", model, 1)]
     data = dict(train_data=(split.train_x, split.train_y), test_data=(split.test_x, split.test_y))
     for _ in range(args.repeat):
-        for estimator in args.estimator or ["ET", "GP"]:
+        for estimator in args.estimator or ["GP"]:
             for objective in args.objective or ["paper"]:
-                start, cpu = time.perf_counter(), time.process_time()
-                problem = ComplexityProblem(model, F.cross_entropy, objective=objective, **data)
-                result = bayesian_complexity(problem, args.eps, BayesConfig(estimator=estimator))
-                report(f"Algorithm 1 ({estimator}, {objective})", time.perf_counter() - start,
-                       time.process_time() - cpu, problem, result)
-        start, cpu = time.perf_counter(), time.process_time()
-        problem = ComplexityProblem(model, F.cross_entropy, **data)
-        result = quantization_complexity(problem, args.eps)
-        report("Algorithm 2", time.perf_counter() - start, time.process_time() - cpu, problem, result)
+                seconds = {}
+                for path, network, threads in paths:
+                    start, cpu = time.perf_counter(), time.process_time()
+                    problem = ComplexityProblem(network, F.cross_entropy, objective=objective, threads=threads, **data)
+                    result = bayesian_complexity(problem, args.eps, BayesConfig(estimator=estimator))
+                    seconds[path] = time.perf_counter() - start
+                    report(f"Algorithm 1 ({estimator}, {objective}) {path}", seconds[path],
+                           time.process_time() - cpu, problem, result)
+                if args.reference:
+                    print(f"  fast / reference wall time: {seconds['fast'] / seconds['reference']:.3f} "
+                          f"({seconds['reference'] / seconds['fast']:.1f}x faster)")
+        if args.no_algorithm_2:
+            continue
+        for path, network, threads in paths:
+            start, cpu = time.perf_counter(), time.process_time()
+            problem = ComplexityProblem(network, F.cross_entropy, threads=threads, **data)
+            result = quantization_complexity(problem, args.eps)
+            report(f"Algorithm 2 {path}", time.perf_counter() - start, time.process_time() - cpu, problem, result)
 
 
 if __name__ == "__main__":

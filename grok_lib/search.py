@@ -8,7 +8,10 @@
   coder by default) and a point violating the bound gets a penalty (the raw float32 size). Default budget
   as the code: 2 probes (Delta = 1e-3, tau = 1) and (Delta normalised 0.1 = 10^-2.7, tau = 0.98), then 10
   random and 50 guided points. The surrogate is skopt's GP, its kernel refit once per step (skopt's own
-  3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py); an
+  3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py), and
+  its three acquisition functions (skopt's gp_hedge) share one prediction per step (`_SharedPredictionGP`:
+  the same numbers, a third of the predictions; starting each kernel fit from the last one's optimum
+  saved nothing measurable and was dropped); an
   extra-trees forest ("ET", 16 trees) takes a tenth of the GP's time but found an 11 % larger size on the
   benchmark checkpoint, so it is the fast option, not the default. The code's tau range is [0, 1];
   every tau <= sigma_bar_1 gives k = 1, and sigma_bar_1 >= 1/min(m, n) > 1e-3 for every matrix smaller
@@ -28,7 +31,7 @@ import warnings
 from dataclasses import dataclass
 
 from skopt import Optimizer
-from skopt.learning import ExtraTreesRegressor, RandomForestRegressor
+from skopt.learning import ExtraTreesRegressor, GaussianProcessRegressor, RandomForestRegressor
 from skopt.utils import cook_estimator
 from skopt.space import Real
 
@@ -53,7 +56,9 @@ class BayesConfig:
     estimator: str = "GP"  # surrogate: GP (skopt's Gaussian process) or ET / RF (forests: faster, looser)
     gp_restarts: int = 0  # extra kernel fits per GP step (skopt's default 2 triples the optimizer time)
     n_trees: int = 16  # forest size for ET / RF (skopt's own default of 100 costs ~5x the time here)
-    n_candidates: int = 2000  # random candidates scored by the acquisition function per proposal
+    # random candidates scored by the acquisition function per proposal; 500 cut the optimizer's time by
+    # ~40 % but found 12-13 % larger sizes on the benchmark run's epoch-51 and epoch-150 checkpoints
+    n_candidates: int = 2000
 
     def __post_init__(self):
         for name in ("n_random", "n_guided"):
@@ -78,6 +83,12 @@ class BayesConfig:
 def quantization_complexity(problem: ComplexityProblem, eps: float, iterations: int = 50,
                             tolerance: float = 1e-12) -> ComplexityResult:
     """Algorithm 2: the largest Delta (bisection) with |L(Q(theta, Delta)) - L(theta)| < eps; its size."""
+    with problem.limited_threads():
+        return _quantization_complexity(problem, eps, iterations, tolerance)
+
+
+def _quantization_complexity(problem: ComplexityProblem, eps: float, iterations: int,
+                             tolerance: float) -> ComplexityResult:
     check_eps(eps)
     require(isinstance(iterations, int) and iterations >= 1, "iterations",
             f"must be a positive integer, got {iterations!r}")
@@ -103,11 +114,32 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, iterations: 
     return problem.result(best, eps, algorithm=2, n_evaluations=evaluated)
 
 
+class _SharedPredictionGP(GaussianProcessRegressor):
+    """skopt's GP, predicting each candidate set once per step.
+
+    skopt's default acquisition, gp_hedge, scores the same candidates with EI, PI and LCB, and each calls
+    predict(X, return_std=True) on the same array: the later calls get copies of the first one's answer.
+    """
+
+    def fit(self, X, y):
+        self._last_prediction = None  # predictions of the previous fit are stale
+        return super().fit(X, y)
+
+    def predict(self, X, return_std=False, return_cov=False, return_mean_grad=False, return_std_grad=False):
+        if not return_std or return_cov or return_mean_grad or return_std_grad:
+            return super().predict(X, return_std, return_cov, return_mean_grad, return_std_grad)
+        last = getattr(self, "_last_prediction", None)
+        if last is None or last[0] is not X:
+            last = (X, *super().predict(X, return_std=True))  # holding X keeps its identity unique
+            self._last_prediction = last
+        return last[1].copy(), last[2].copy()
+
+
 def _surrogate(config: BayesConfig, seed: int):
     """skopt's own GP (Matern 5/2 x constant + noise) refit config.gp_restarts + 1 times per step, or a
     forest of config.n_trees trees (min_samples_leaf 3, as skopt's forests)."""
     if config.estimator == "GP":
-        gp = cook_estimator("GP", space=_space(), random_state=seed)
+        gp = _SharedPredictionGP(**cook_estimator("GP", space=_space(), random_state=seed).get_params(deep=False))
         gp.n_restarts_optimizer = config.gp_restarts
         return gp
     forest = ExtraTreesRegressor if config.estimator == "ET" else RandomForestRegressor
@@ -129,6 +161,12 @@ def bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCon
     `extra_points`: (tau or None, Delta) pairs evaluated before the random points, e.g. Algorithm 2's
     (None, Delta). If no point of the whole problem meets the bound, Algorithm 2's answer is returned.
     """
+    with problem.limited_threads():
+        return _bayesian_complexity(problem, eps, config, seed, extra_points)
+
+
+def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesConfig, seed: int,
+                         extra_points: tuple) -> ComplexityResult:
     check_eps(eps)
     require(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
     initial = list(config.probes) + list(extra_points)

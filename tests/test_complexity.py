@@ -2,16 +2,18 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from skopt.learning import GaussianProcessRegressor
 from torch import nn
 from torch.func import functional_call
 
 from grok_lib.coders import naive_size
 from grok_lib.complexity import ComplexityProblem, weight_summary
 from grok_lib.errors import GrokError
-from grok_lib.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
+from grok_lib.search import (BayesConfig, _surrogate, bayesian_complexity, complexity_curve, measure_complexity,
                              quantization_complexity)
 
 SMALL = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)  # tests only; default 2 + 10 + 50, GP
@@ -115,6 +117,49 @@ def test_stopping_the_loss_early_changes_no_answer(trained):
     results = [bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train, chunk_size=64, early_exit=flag),
                                    0.1, SMALL) for flag in (True, False)]
     assert results[0].as_row() == results[1].as_row()
+
+
+def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
+    net, train, _ = trained
+    seen = []
+
+    def counting_loss(outputs, targets):
+        seen.append(torch.get_num_threads())
+        return F.cross_entropy(outputs, targets)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        problem = ComplexityProblem(net, counting_loss, train, threads=1)
+        bayesian_complexity(problem, 0.2, BayesConfig(n_random=3, n_guided=2, estimator="GP"))
+        quantization_complexity(problem, 0.2)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        bayesian_complexity(ComplexityProblem(net, counting_loss, train, threads=None), 0.2, SMALL)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(GrokError, match="^threads:"):
+        ComplexityProblem(net, F.cross_entropy, train, threads=0)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 12 random points
+def test_the_gp_shares_one_prediction_between_acquisitions_and_refits_forget_it():
+    rng = np.random.default_rng(0)
+    x, y, candidates = rng.random((12, 2)), rng.random(12), rng.random((50, 2))
+    shared, plain = _surrogate(BayesConfig(), seed=0), GaussianProcessRegressor(
+        **_surrogate(BayesConfig(), 0).get_params(deep=False))
+    for model in (shared, plain):
+        model.fit(x, y)
+    expected = plain.predict(candidates, return_std=True)
+    for _ in range(3):  # EI, PI and LCB ask in turn
+        for got, want in zip(shared.predict(candidates, return_std=True), expected):
+            np.testing.assert_array_equal(got, want)
+    shared.fit(x, y[::-1].copy())
+    plain.fit(x, y[::-1].copy())
+    for got, want in zip(shared.predict(candidates, return_std=True), plain.predict(candidates, return_std=True)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_low_rank_network_is_stored_as_factors():

@@ -43,11 +43,34 @@ def test_model_config_is_validated():
     assert err.value.field == "n_heads"
 
 
-def test_last_position_shortcut_gives_the_full_forwards_logits():
-    torch.manual_seed(0)
-    model = Transformer(TransformerConfig(vocab_size=13, n_layers=2, d_model=16, n_heads=2, d_mlp=32))
-    tokens = torch.randint(0, 13, (7, 4))
-    x = model.embed(tokens) + model.pos.weight
+def reference_forward(model: Transformer, tokens):
+    """The textbook forward: every position through every block, per-head matmuls, no tables, no shortcuts."""
+    B, T = tokens.shape
+    x = model.embed.weight[tokens] + model.pos.weight[:T]
     for block in model.blocks:
-        x = block(x)  # every position through every block
-    assert torch.allclose(model(tokens), model.unembed(x[:, -1]), atol=1e-5)
+        attn, h = block.attn, block.attn.n_heads
+        D = x.shape[-1]
+
+        def heads(t):
+            return t.reshape(B, T, h, D // h).transpose(1, 2)  # (B, h, T, d_head)
+
+        q, k, v = heads(attn.query(x)), heads(attn.key(x)), heads(attn.value(x))
+        weights = torch.softmax(q @ k.transpose(-2, -1) / (D // h) ** 0.5, dim=-1)
+        x = block.ln_attn(x + attn.out((weights @ v).transpose(1, 2).reshape(B, T, D)))
+        x = block.ln_mlp(x + block.mlp_out(torch.nn.functional.gelu(block.mlp_in(x))))
+    return model.unembed(x[:, -1])
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("batch", [7, 40])  # fewer, then more examples than the vocabulary: both paths
+def test_fast_forward_gives_the_reference_logits_and_gradients(n_layers, batch):
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=13, n_layers=n_layers, d_model=16, n_heads=2, d_mlp=32))
+    tokens = torch.randint(0, 13, (batch, 4))
+    fast, reference = model(tokens), reference_forward(model, tokens)
+    assert torch.allclose(fast, reference, atol=1e-5)
+    weights = torch.randn_like(fast)
+    fast_grads = torch.autograd.grad((fast * weights).sum(), list(model.parameters()))
+    reference_grads = torch.autograd.grad((reference * weights).sum(), list(model.parameters()))
+    for (name, _), a, b in zip(model.named_parameters(), fast_grads, reference_grads):
+        assert torch.allclose(a, b, atol=1e-5), name
