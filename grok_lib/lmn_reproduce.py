@@ -12,16 +12,24 @@ training set at distortion eps = 0.1 nats. Not the transformer paper's eps = 1: 
 (measured on addition mod 31), which no longer describes the trained function. Algorithm 1 costs
 30-60 s per checkpoint on one core, so it runs on a subset of the logged steps (`complexity_steps`:
 37 of the 76 per task).
+
+Profiles: "paper" is the paper's full scale (LMN on N = 256 samples, the authors' Algorithm 1 budget, about
+an hour on one core). "cpu" keeps the paper's training (20,000 full-batch steps, all three tasks) but
+measures LMN on N = 128 samples and Algorithm 1 with a 6-point extra-trees search on fewer checkpoints,
+two tasks at a time: a few minutes on 2 cores, for notebook 06. "ci" checks the plumbing in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
+import torch
 import torch.nn.functional as F
 
 from .errors import GrokError, require
@@ -29,6 +37,7 @@ from .lmn import LMNConfig
 from .lmn_analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
 from .lmn_tasks import TASKS, LMNRun, LMNRunConfig, make_task_split, train_lmn_run
 from .plots import save
+from .profiles import run_store
 from .search import BayesConfig, measure_complexity
 from .store import write_text_atomic
 from .train import log_schedule
@@ -45,17 +54,21 @@ class Profile:
     complexity_log_spaced: bool  # also the log-spaced logged steps >= 10
     bayes: BayesConfig  # Algorithm 1's budget
     eps: float = 0.1  # distortion bound (nats), see module docstring
+    workers: int = 1  # tasks trained and measured at once, one process (and one thread) each
 
 
 PROFILES = {
     # seconds: a few hundred steps, tiny LMN, Algorithm 1 with a token budget; checks the plumbing only
     "ci": Profile(steps=200, lmn_samples=16, log_every=50, complexity_every=100, complexity_log_spaced=False,
                   bayes=BayesConfig(n_random=2, n_guided=2)),
-    # the paper's scale; "cpu" and "paper" are the same runs (they are small enough for a CPU)
-    "cpu": Profile(steps=20_000, lmn_samples=256, log_every=500, complexity_every=2500,
-                  complexity_log_spaced=True, bayes=BayesConfig()),
+    # the paper's training; LMN on half the samples (N = 256 costs ~1.3 s per logged step, N = 128 ~0.4 s) and
+    # a 6-point extra-trees Algorithm 1 (~0.7 s per checkpoint, against 30-60 s for the authors' budget)
+    "cpu": Profile(steps=20_000, lmn_samples=128, log_every=500, complexity_every=5000,
+                   complexity_log_spaced=True, bayes=BayesConfig(estimator="ET", n_random=2, n_guided=4), workers=2),
+    # the paper's scale and the authors' Algorithm 1 budget
+    "paper": Profile(steps=20_000, lmn_samples=256, log_every=500, complexity_every=2500,
+                     complexity_log_spaced=True, bayes=BayesConfig()),
 }
-PROFILES["paper"] = PROFILES["cpu"]
 
 
 def run_configs(profile: Profile, seed: int = 0) -> list[LMNRunConfig]:
@@ -199,35 +212,57 @@ def make_figures(runs: list[LMNRun], figures_dir: Path) -> list[Path]:
     return made
 
 
+def _train_and_measure(config: LMNRunConfig, root: Path, p: Profile, with_complexity: bool,
+                       progress: bool) -> LMNRun:
+    """One task of `reproduce_lmn`: train (or reuse) the run, then measure its complexity checkpoints."""
+    if p.workers > 1:
+        torch.set_num_threads(1)  # the workers share the cores; one BLAS thread each avoids oversubscription
+    run = train_lmn_run(config, root, lmn_config=LMNConfig(), progress=progress)
+    if with_complexity:
+        add_complexity(run, complexity_steps(config, p.complexity_every, p.complexity_log_spaced), p.eps, p.bayes,
+                       progress)
+    return run
+
+
+def notebook_out_dir(profile: str) -> Path:
+    """Where notebook 06 keeps the LMN runs of `profile`: lmn/<profile> in the notebooks' run store
+    ($GROK_RUNS, else runs/), one folder per profile so that cpu and paper measurements never mix."""
+    require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    return run_store().root / "lmn" / profile
+
+
 def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | Path | None = None, seed: int = 0,
-                  with_complexity: bool = True, progress: bool = False) -> pd.DataFrame:
+                  with_complexity: bool = True, progress: bool = False, with_figures: bool = True) -> pd.DataFrame:
     """Train the three tasks, measure complexity, write OUT_DIR/lmn_summary.csv and the figures.
 
-    profile: "ci" (about 20 CPU-seconds, plumbing only), "cpu" or "paper" (the paper's full scale:
-    measured on one shared core, 7-18 min of training and 10-33 min of Algorithm 1 per task). Figures go to `figures_dir`
-    (default OUT_DIR/figures). Returns the summary table.
+    profile: "ci" (about 20 CPU-seconds, plumbing only), "cpu" (the paper's training, cheaper measurements,
+    two tasks at a time: minutes on 2 cores) or "paper" (the paper's full scale: measured on one shared core,
+    7-18 min of training and 10-33 min of Algorithm 1 per task). Figures go to `figures_dir`
+    (default OUT_DIR/figures); with_figures=False skips them (notebook 06 draws its own). Returns the
+    summary table.
     """
     require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     p = PROFILES[profile]
     out_dir = Path(out_dir)
-    runs = []
-    for config in run_configs(p, seed):
-        run = train_lmn_run(config, out_dir / "runs", lmn_config=LMNConfig(), progress=progress)
-        if with_complexity:
-            steps = complexity_steps(config, p.complexity_every, p.complexity_log_spaced)
-            add_complexity(run, steps, p.eps, p.bayes, progress)
-        runs.append(run)
+    jobs = [(config, out_dir / "runs", p, with_complexity, progress) for config in run_configs(p, seed)]
+    if p.workers > 1:
+        with ProcessPoolExecutor(max_workers=p.workers, mp_context=get_context("spawn")) as pool:
+            runs = list(pool.map(_train_and_measure, *zip(*jobs)))
+    else:
+        runs = [_train_and_measure(*job) for job in jobs]
     summary = summarize(runs)
     write_text_atomic(out_dir / "lmn_summary.csv", summary.to_csv(index=False))
     write_text_atomic(out_dir / "lmn_turning_points.csv", turning_table(runs).to_csv(index=False))
-    make_figures(runs, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
+    if with_figures:
+        make_figures(runs, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
     return summary
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Reproduce the LMN paper's three tasks (Liu, Zhong & Tegmark).")
     parser.add_argument("out_dir", help="directory for runs, summary and figures")
-    parser.add_argument("--profile", default="ci", choices=sorted(PROFILES), help="ci (seconds) or cpu/paper (full)")
+    parser.add_argument("--profile", default="ci", choices=sorted(PROFILES),
+                        help="ci (seconds), cpu (minutes) or paper (full)")
     parser.add_argument("--figures", help="figure directory (default OUT_DIR/figures)")
     parser.add_argument("--seed", type=int, default=0, help="seed of all three runs (default 0)")
     parser.add_argument("--no-complexity", action="store_true", help="skip Algorithm 1")

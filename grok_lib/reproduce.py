@@ -1,4 +1,4 @@
-"""Run the five notebooks in order with papermill; every paper figure lands in figures/ (PNG and PDF).
+"""Run the notebooks in order with papermill; every paper figure lands in figures/ (PNG and PDF).
 
     python -m grok_lib.reproduce --profile auto      # paper on a CUDA machine, else cpu (<= 20 min, 2 cores)
     python -m grok_lib.reproduce --profile ci        # seconds: checks that every cell runs
@@ -24,7 +24,7 @@ from .profiles import REPO_ROOT, figures_dir, get_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("01_theory.ipynb", "02_training.ipynb", "03_coarse_graining.ipynb", "04_rate_distortion.ipynb",
-             "05_bounds.ipynb")
+             "05_bounds.ipynb", "06_lmn.ipynb")
 KERNEL = "python3"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 REFERENCES = NOTEBOOK_DIR / "nbval_references.json"

@@ -1,6 +1,9 @@
 """The LMN pipeline's bookkeeping: which checkpoints get Algorithm 1, and in which order."""
 
-from grok_lib.lmn_reproduce import PROFILES, coarse_to_fine, complexity_steps
+import pytest
+
+from grok_lib.errors import GrokError
+from grok_lib.lmn_reproduce import PROFILES, coarse_to_fine, complexity_steps, notebook_out_dir, run_configs
 from grok_lib.lmn_tasks import LMNRunConfig
 
 
@@ -21,3 +24,19 @@ def test_complexity_checkpoints_are_logged_steps_including_the_last():
 def test_paper_profile_is_the_paper_scale():
     p = PROFILES["paper"]
     assert (p.steps, p.lmn_samples, p.bayes.n_random, p.bayes.n_guided) == (20_000, 256, 10, 50)
+
+
+def test_cpu_profile_keeps_the_papers_training_and_measures_less():
+    cpu, paper = PROFILES["cpu"], PROFILES["paper"]
+    assert [c.task for c in run_configs(cpu)] == [c.task for c in run_configs(paper)]
+    assert (cpu.steps, cpu.log_every) == (paper.steps, paper.log_every)
+    assert cpu.lmn_samples < paper.lmn_samples
+    assert cpu.bayes.n_random + cpu.bayes.n_guided < paper.bayes.n_random + paper.bayes.n_guided
+
+
+def test_notebook_runs_live_under_the_run_store_one_folder_per_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path))
+    assert notebook_out_dir("cpu") == tmp_path / "lmn" / "cpu"
+    assert notebook_out_dir("cpu") != notebook_out_dir("paper")
+    with pytest.raises(GrokError, match="profile"):
+        notebook_out_dir("laptop")
