@@ -27,8 +27,27 @@ def regime_preset(regime: str, op: str) -> dict[str, float]:
     }[regime]
 
 
+class StoredConfig:
+    """JSON round trip and a content hash for the frozen config dataclasses kept as config.json."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def digest(self) -> str:
+        """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(StoredConfig):
     """One training run. Fields left as None take the paper's value for the op and regime."""
 
     op: str = "mul"
@@ -73,21 +92,9 @@ class RunConfig:
     def batch_size_for(self, n_train: int) -> int:
         return self.batch_size or max(1, min(512, n_train // 2))
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=1)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**data)
-
     def key(self) -> str:
         """Directory name: readable prefix plus a hash of every field, so any change makes a new run."""
-        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
-        return f"{self.op}-{self.regime}-s{self.seed}-{digest}"
+        return f"{self.op}-{self.regime}-s{self.seed}-{self.digest()}"
 
     def with_(self, **changes) -> "RunConfig":
         return replace(self, **changes)

@@ -18,18 +18,18 @@ Run directory (same conventions as grok_lib.store: atomic writes, safetensors, k
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .config import StoredConfig
 from .errors import CheckpointError, GrokError, require
 from .lmn import LMNConfig, lmn_samples, mlp_lmn
 from .model import MLP, MLPConfig
@@ -67,7 +67,7 @@ def task_data(task: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @dataclass(frozen=True)
-class LMNRunConfig:
+class LMNRunConfig(StoredConfig):
     """One training run of the LMN paper's setup; defaults are the paper's values."""
 
     task: str = "add"  # add | s4 | xor
@@ -111,21 +111,9 @@ class LMNRunConfig:
         grid = range(0, self.steps + 1, self.log_every)
         return sorted({0, self.steps} | set(log_schedule(self.steps)) | set(grid))
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=1)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LMNRunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**data)
-
     def key(self) -> str:
         """Directory name: readable prefix plus a hash of every field."""
-        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
-        return f"lmn-{self.task}-s{self.seed}-{digest}"
+        return f"lmn-{self.task}-s{self.seed}-{self.digest()}"
 
 
 @dataclass(frozen=True)
