@@ -1,36 +1,50 @@
-"""Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, and where they go.
+"""Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, side by side.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --estimator GP --reference
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --throughput 6
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
 accuracy 1.0, test 0.03; 19 minutes to train once on the shared 2-core machine), trained with
-grok_lib.train.train into --store (reused when already there); its last checkpoint is measured. For each
-surrogate (and objective coder) it runs Algorithm 1 alone (2 probes + 10 random + 50 guided points,
-eps = --eps) on a fresh ComplexityProblem, then Algorithm 2 alone. It prints wall seconds (set-up
-included) and CPU seconds of all threads (the machine may be shared), and splits the wall time into SVD,
-coarse-graining (quantize, rebuild weights), training-loss forward passes, compression (the search's
-objective sizes plus the final result's two coders) and the optimizer's own ask/tell time (surrogate
-fitting and acquisition).
+grok_lib.train.train into --store (reused when already there); its last checkpoint is measured.
 
---reference first runs each measurement the old way, in the same process for a side-by-side ratio on a
-noisy machine: the textbook forward (every position through every block, per-head matmuls, no
-token-position tables) and the process's own thread settings (threads=None, i.e. OMP_NUM_THREADS).
+1. Latency: Algorithm 1 alone (2 probes + 10 random + 50 guided points, eps = --eps) on a fresh
+   ComplexityProblem, run --repeat times per path, the paths in turn (A B A B ...) so that load from other
+   processes falls on all alike; medians. Paths:
+     stock     skopt's own GaussianProcessRegressor and Space, every compression in the caller's thread
+               (the state before grok_lib.surrogate and background compression);
+     fast      the default: grok_lib.surrogate.FastGP + ArraySpace, compression on a background thread
+               overlapping the loss evaluations;
+     textbook  (--textbook) our first implementation: stock, plus the textbook transformer forward
+               (every position through every block, no token-position tables) on the process's thread
+               settings (threads=None).
+   Each line splits the wall time into SVD, coarse-graining, training-loss forwards, compression (time
+   the search waited for it; compress_background: time spent compressing in the background thread) and
+   the optimizer's own ask/tell time, and prints the result, which must be the same on every path.
+2. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
+   Algorithm 1 seeded with it, both coders, as along training) on the run's last K checkpoints, copied to
+   a temporary run, with --workers 1 and then 2: seconds per checkpoint of each, and their ratio.
 """
 
 import argparse
 import os
+import shutil
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from skopt.learning import GaussianProcessRegressor
+from skopt.space import Space
 
+import grok_lib.search as search
 from grok_lib.complexity import ComplexityProblem
 from grok_lib.config import RunConfig
 from grok_lib.data import make_split
 from grok_lib.model import Transformer
 from grok_lib.search import BayesConfig, bayesian_complexity, quantization_complexity
-from grok_lib.store import RunStore
+from grok_lib.store import Run, RunStore
+from grok_lib.tracking import TrackingSettings, track_complexity
 from grok_lib.train import train
 
 
@@ -53,13 +67,81 @@ class ReferenceTransformer(Transformer):
         return self.unembed(x[:, -1])
 
 
+class Stock:
+    """Within this block, Algorithm 1 uses skopt's own GP and Space (restored on exit)."""
+
+    def __enter__(self):
+        self.saved = search.FastGP, search.ArraySpace
+        search.FastGP, search.ArraySpace = GaussianProcessRegressor, Space
+
+    def __exit__(self, *exc):
+        search.FastGP, search.ArraySpace = self.saved
+
+
+class Fast:
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        pass
+
+
 def report(label: str, seconds: float, cpu_seconds: float, problem: ComplexityProblem, result) -> None:
     parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(problem.timings.items()))
-    print(f"{label:28s} {seconds:6.2f} s wall, {cpu_seconds:6.2f} s CPU  [{parts}]  evals {result.n_evaluations} "
+    print(f"{label:32s} {seconds:6.2f} s wall, {cpu_seconds:6.2f} s CPU  [{parts}]  evals {result.n_evaluations} "
           f"(distinct {len(problem.evaluations)}, compressed {len(problem.sizes)})  "
           f"paper {result.paper_bytes} B, symbols {result.symbols_bytes} B ({result.symbols_codec}), "
-          f"tau {result.tau}, delta {result.delta:.4g}, train loss {result.train_loss:.4f} "
-          f"(ref {result.reference_train_loss:.4f})")
+          f"tau {'-' if result.tau is None else f'{result.tau:.6f}'}, delta {result.delta:.6g}, train loss {result.train_loss:.4f} "
+          f"(ref {result.reference_train_loss:.4f})", flush=True)
+
+
+def latency(args, model, split) -> None:
+    textbook = ReferenceTransformer(model.cfg)
+    textbook.load_state_dict(model.state_dict())
+    # (name, network, threads, background compression, optimizer parts)
+    paths = [("stock", model, 1, False, Stock), ("fast", model, 1, True, Fast)]
+    if args.textbook:
+        paths.insert(0, ("textbook", textbook, None, False, Stock))
+    data = dict(train_data=(split.train_x, split.train_y), test_data=(split.test_x, split.test_y))
+    seconds = {name: [] for name, *_ in paths}
+    sizes = set()
+    for repeat in range(args.repeat):
+        for name, network, threads, background, parts in paths:
+            start, cpu = time.perf_counter(), time.process_time()
+            with parts():
+                problem = ComplexityProblem(network, F.cross_entropy, threads=threads, background=background, **data)
+                result = bayesian_complexity(problem, args.eps, BayesConfig(estimator=args.estimator))
+            seconds[name].append(time.perf_counter() - start)
+            sizes.add((result.paper_bytes, result.symbols_bytes))
+            report(f"Algorithm 1 ({args.estimator}) {name} #{repeat + 1}", seconds[name][-1],
+                   time.process_time() - cpu, problem, result)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"median of {args.repeat}: " + ", ".join(f"{name} {value:.2f} s" for name, value in median.items())
+          + f"; stock / fast {median['stock'] / median['fast']:.2f}x"
+          + (f", textbook / fast {median['textbook'] / median['fast']:.1f}x" if args.textbook else "")
+          + f"; results {'identical' if len(sizes) == 1 else 'DIFFER: ' + str(sorted(sizes))}", flush=True)
+    if not args.no_algorithm_2:
+        start = time.perf_counter()
+        problem = ComplexityProblem(model, F.cross_entropy, **data)
+        result = quantization_complexity(problem, args.eps)
+        report("Algorithm 2 fast", time.perf_counter() - start, 0.0, problem, result)
+
+
+def throughput(args, run: Run, k: int) -> None:
+    epochs = run.checkpoint_epochs()[-k:]
+    settings = TrackingSettings(eps=(args.eps,), bayes=BayesConfig(estimator=args.estimator))
+    per_checkpoint = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / run.path.name
+            shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("complexity.*"))
+            start = time.perf_counter()
+            table = track_complexity(Run(copy, run.config), settings, progress=False, epochs=epochs, workers=workers)
+            per_checkpoint[workers] = (time.perf_counter() - start) / len(epochs)
+        print(f"tracking {len(epochs)} checkpoints (epochs {epochs[0]}-{epochs[-1]}), eps {args.eps}, "
+              f"workers {workers}: {per_checkpoint[workers]:.2f} s per checkpoint; Algorithm 1 kB "
+              f"{[round(b / 1e3, 1) for b in table.complexity_bytes]}", flush=True)
+    print(f"throughput workers 2 / workers 1: {per_checkpoint[1] / per_checkpoint[2]:.2f}x", flush=True)
 
 
 def main():
@@ -68,11 +150,12 @@ def main():
     parser.add_argument("--store", type=Path, default=Path("/tmp/grok-bench-runs"))
     parser.add_argument("--regime", default="wd", help="none, wd or ours (default wd: ours trains ~5x slower on CPU)")
     parser.add_argument("--eps", type=float, default=1.0)
-    parser.add_argument("--estimator", action="append", help="ET, RF or GP (repeatable; default GP)")
-    parser.add_argument("--objective", action="append", help="paper or symbols (repeatable; default paper)")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--reference", action="store_true",
-                        help="also run the old path (textbook forward, process thread settings) first")
+    parser.add_argument("--estimator", default="GP", help="ET, RF or GP (default GP)")
+    parser.add_argument("--repeat", type=int, default=3, help="latency runs per path (default 3)")
+    parser.add_argument("--textbook", action="store_true", help="also time our first implementation")
+    parser.add_argument("--throughput", type=int, default=0, metavar="K",
+                        help="also track the last K checkpoints with 1 and 2 worker processes")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency comparison")
     parser.add_argument("--no-algorithm-2", action="store_true", help="skip the Algorithm 2 timing")
     args = parser.parse_args()
     config = RunConfig(op="mul", regime=args.regime, epochs=args.epochs)
@@ -83,33 +166,12 @@ def main():
     metrics = run.metrics().set_index("epoch").loc[epoch]
     print(f"checkpoint {run.path.name} epoch {epoch}: train acc {metrics.train_acc:.3f}, test acc "
           f"{metrics.test_acc:.3f}; {sum(p.numel() for p in model.parameters())} parameters, "
-          f"{len(split.train_x)} training examples; torch threads {torch.get_num_threads()}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f}")
-    reference = ReferenceTransformer(model.cfg)
-    reference.load_state_dict(model.state_dict())
-    paths = [("reference", reference, None), ("fast", model, 1)] if args.reference else [("fast", model, 1)]
-    data = dict(train_data=(split.train_x, split.train_y), test_data=(split.test_x, split.test_y))
-    for _ in range(args.repeat):
-        for estimator in args.estimator or ["GP"]:
-            for objective in args.objective or ["paper"]:
-                seconds = {}
-                for path, network, threads in paths:
-                    start, cpu = time.perf_counter(), time.process_time()
-                    problem = ComplexityProblem(network, F.cross_entropy, objective=objective, threads=threads, **data)
-                    result = bayesian_complexity(problem, args.eps, BayesConfig(estimator=estimator))
-                    seconds[path] = time.perf_counter() - start
-                    report(f"Algorithm 1 ({estimator}, {objective}) {path}", seconds[path],
-                           time.process_time() - cpu, problem, result)
-                if args.reference:
-                    print(f"  fast / reference wall time: {seconds['fast'] / seconds['reference']:.3f} "
-                          f"({seconds['reference'] / seconds['fast']:.1f}x faster)")
-        if args.no_algorithm_2:
-            continue
-        for path, network, threads in paths:
-            start, cpu = time.perf_counter(), time.process_time()
-            problem = ComplexityProblem(network, F.cross_entropy, threads=threads, **data)
-            result = quantization_complexity(problem, args.eps)
-            report(f"Algorithm 2 {path}", time.perf_counter() - start, time.process_time() - cpu, problem, result)
+          f"{len(split.train_x)} training examples; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    if not args.no_latency:
+        latency(args, model, split)
+    if args.throughput:
+        throughput(args, run, args.throughput)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,8 @@ def _add_complexity_parser(sub) -> None:
     g.add_argument("--objective", default="paper", help="coder Algorithm 1 minimizes: paper (bz2 of pickled float32, "
                    "default) or symbols (integer bin indices)")
     g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument("--workers", type=int, default=1,
+                   help="checkpoints measured at once, one process and core each (default 1)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -154,7 +156,8 @@ def _complexity(args, store: RunStore) -> None:
         if not (path / "config.json").is_file():
             raise GrokError("run", f"no stored run {config.key()} in {store.root}; train it first")
     run = store.open_dir(path, config)
-    table = track_complexity(run, settings, device=args.device, progress=not args.quiet, epochs=args.checkpoint)
+    table = track_complexity(run, settings, device=args.device, progress=not args.quiet, epochs=args.checkpoint,
+                             workers=args.workers)
     last = table[table.epoch == table.epoch.max()]
     print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
     for row in last.itertuples():

@@ -12,9 +12,13 @@ Speed without changing any answer:
   (valid because a per-example loss like cross-entropy is >= 0; pass early_exit=False for a loss that
   can be negative); a bounded evaluation first looks at a quarter of the set (`chunks`), which is
   enough to reject most broken networks (~20 % less loss time in the benchmark search);
-* only points that meet the bound are compressed (an infeasible point's size is never used);
+* only points that meet the bound are compressed (an infeasible point's size is never used), and the
+  compression overlaps the loss: once the first quarter of the training set has not ruled a point out,
+  its compression starts on one background thread (bz2 and lzma release the GIL) while the other three
+  quarters are evaluated, and the final result's symbols coder runs beside the test-loss evaluation
+  (`background=False` does everything in the caller's thread; the numbers are the same);
 * its work runs on `threads` threads (default 1: torch's intra-op pool and the BLAS under numpy, scipy
-  and the optimizer's GP). The matrices here are small: 62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128)
+  and the optimizer's GP; the background compression is one more). The matrices here are small: 62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128)
   activations. On the shared 2-core machine, with other processes running, 2 threads made the SVDs 60x
   and a training-set forward 5x slower than 1 thread (spinning thread pools wait on preempted
   siblings); pass threads=None to leave the process's settings alone.
@@ -30,8 +34,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -137,6 +143,25 @@ def weight_summary(module: torch.nn.Module) -> dict[str, float]:
                 effective_rank=spectral_summary(params)["effective_rank"] if has_matrices else math.nan)
 
 
+_COMPRESSOR: ThreadPoolExecutor | None = None
+_COMPRESSOR_LOCK = threading.Lock()
+
+
+def _compressor() -> ThreadPoolExecutor:
+    """The process's one background compression thread (bz2 and lzma release the GIL while they work)."""
+    global _COMPRESSOR
+    with _COMPRESSOR_LOCK:
+        if _COMPRESSOR is None:
+            _COMPRESSOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grok-compress")
+        return _COMPRESSOR
+
+
+def _timed_call(fn, *args):
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
 def _correct(outputs: torch.Tensor, targets: torch.Tensor) -> int | None:
     """Number of argmax hits for a classifier's (N, C) outputs and integer targets; None otherwise."""
     if outputs.ndim == 2 and targets.ndim == 1 and not targets.is_floating_point():
@@ -149,7 +174,7 @@ class ComplexityProblem:
 
     def __init__(self, module: torch.nn.Module, loss_fn, train_data, test_data=None, *, one_sided: bool = False,
                  objective: str = "paper", chunk_size: int = 8192, early_exit: bool = True,
-                 threads: int | None = 1):
+                 threads: int | None = 1, background: bool = True):
         require(isinstance(module, torch.nn.Module), "module",
                 f"must be a torch.nn.Module, got {type(module).__name__}")
         require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
@@ -166,8 +191,10 @@ class ComplexityProblem:
         self.train = (x.to(self.device), y.to(self.device))
         self.test = None if test_data is None else tuple(t.to(self.device) for t in check_data(test_data, "test_data"))
         self.one_sided, self.objective, self.chunk_size, self.early_exit = one_sided, objective, chunk_size, early_exit
-        self.threads = threads
-        self.timings: dict[str, float] = defaultdict(float)  # seconds: svd, coarse_grain, loss, compress, optimizer
+        self.threads, self.background = threads, background
+        self.pending: dict[tuple, Future] = {}  # background compressions of points still being evaluated
+        # seconds: svd, coarse_grain, loss, compress (waiting for it), compress_background, optimizer
+        self.timings: dict[str, float] = defaultdict(float)
         with self.limited_threads(), self.timed("svd"):
             self.grainer = CoarseGrainer(params)  # validates: no NaN/inf weights
         self.n_params = sum(p.numel() for p in params.values())
@@ -203,14 +230,20 @@ class ComplexityProblem:
             self.timings[what] += time.perf_counter() - start
 
     @torch.no_grad()
-    def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf):
-        """(mean loss, accuracy, exact) of `weights` on `data`, stopping once the loss provably exceeds `limit`."""
+    def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf,
+                          on_continue=None):
+        """(mean loss, accuracy, exact) of `weights` on `data`, stopping once the loss provably exceeds `limit`.
+
+        on_continue: called once, before the second chunk, when the first has not ruled the point out.
+        """
         x, y = data
         was_training = self.module.training
         self.module.eval()
         total, correct = 0.0, 0
         try:
-            for start, stop in self.chunks(len(x), limit):
+            for index, (start, stop) in enumerate(self.chunks(len(x), limit)):
+                if index == 1 and on_continue is not None:
+                    on_continue()
                 xb, yb = x[start:stop], y[start:stop]
                 outputs = functional_call(self.module, weights, (xb,))
                 loss = self.loss_fn(outputs, yb)
@@ -250,8 +283,13 @@ class ComplexityProblem:
         with self.timed("coarse_grain"):
             return {k: v.to(self.device) for k, v in cg.weights().items()}
 
-    def evaluate(self, tau: float | None, delta: float, eps: float) -> Evaluation:
-        """The training loss of Q(R(theta, tau), Delta), exact unless it provably exceeds L(theta) + eps."""
+    def evaluate(self, tau: float | None, delta: float, eps: float, prefetch: bool = False) -> Evaluation:
+        """The training loss of Q(R(theta, tau), Delta), exact unless it provably exceeds L(theta) + eps.
+
+        prefetch: start compressing the point in the background once the first chunk has not ruled it out
+        (for searches that compress every point meeting the bound, like Algorithm 1; the prefetch of a point
+        that then misses the bound is cancelled, or its answer dropped).
+        """
         check_tau(tau)
         check_delta(delta)
         check_eps(eps)
@@ -264,26 +302,39 @@ class ComplexityProblem:
         cg = self.coarse_grain(ranks, float(delta), tau)
         weights = self.weights_on_device(cg)
         with self.timed("loss"):
-            loss, acc, exact = self.loss_and_accuracy(weights, self.train, limit)
+            loss, acc, exact = self.loss_and_accuracy(
+                weights, self.train, limit, on_continue=(lambda: self.prefetch_size(key, cg)) if prefetch else None)
         evaluation = Evaluation(tau, float(delta), ranks, loss, acc, exact)
         self.evaluations[key] = evaluation
+        if key in self.pending and not self.feasible(evaluation, eps):
+            self.pending.pop(key).cancel()  # a no-op once it has started; its answer is dropped either way
         return evaluation
+
+    def objective_size(self, cg: CoarseGrained) -> int:
+        """Bytes of `cg` under the objective coder: "paper", the paper's coder; "symbols", the bzip2 branch
+        of the symbols coder (LZMA is 3-10x slower and only tried for the final result)."""
+        return paper_size(cg.stored_arrays()) if self.objective == "paper" else symbols_bzip2_size(cg)
+
+    def prefetch_size(self, key: tuple, cg: CoarseGrained) -> None:
+        """Start compressing a point on the background thread while its loss is still being evaluated."""
+        if self.background and key not in self.sizes and key not in self.pending:
+            self.pending[key] = _compressor().submit(_timed_call, self.objective_size, cg)
 
     def feasible(self, evaluation: Evaluation, eps: float) -> bool:
         return evaluation.exact and within_bound(evaluation.train_loss, self.reference_loss, eps, self.one_sided)
 
     def size(self, evaluation: Evaluation) -> int:
-        """Objective-coder bytes of an evaluated point (computed once, only for points that meet a bound).
-
-        objective "paper": the paper's coder; "symbols": the bzip2 branch of the symbols coder (LZMA is
-        3-10x slower and only tried for the final result).
-        """
+        """Objective-coder bytes (`objective_size`) of an evaluated point, computed once, kept only for
+        points that meet a bound; taken from the background thread when `evaluate` started it there."""
         key = evaluation.key
         if key not in self.sizes:
-            cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
             with self.timed("compress"):
-                self.sizes[key] = (paper_size(cg.stored_arrays()) if self.objective == "paper"
-                                   else symbols_bzip2_size(cg))
+                if key in self.pending:
+                    self.sizes[key], seconds = self.pending.pop(key).result()
+                    self.timings["compress_background"] += seconds
+                else:
+                    cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
+                    self.sizes[key] = self.objective_size(cg)
         return self.sizes[key]
 
     def smallest_feasible(self, eps: float) -> Evaluation | None:
@@ -309,13 +360,20 @@ class ComplexityProblem:
         with self.timed("compress"):
             paper = self.sizes.get(evaluation.key) if self.objective == "paper" else None
             paper = paper_size(cg.stored_arrays()) if paper is None else paper
-            symbols = encode_symbols(cg, limit=paper)
+        # the symbols coder (bzip2 and lzma) runs on the background thread while the test loss is measured
+        symbols = _compressor().submit(_timed_call, encode_symbols, cg, paper) if self.background else None
         weights = cg.weights()
         test_loss, test_acc = math.nan, math.nan
         if self.test is not None:
             with self.timed("loss"):
                 test_loss, test_acc, _ = self.loss_and_accuracy({k: v.to(self.device) for k, v in weights.items()},
                                                                 self.test)
+        with self.timed("compress"):
+            if symbols is None:
+                symbols = encode_symbols(cg, limit=paper)
+            else:
+                symbols, seconds = symbols.result()
+                self.timings["compress_background"] += seconds
         return ComplexityResult(
             algorithm=algorithm, eps=float(eps), one_sided=self.one_sided, paper_bytes=paper,
             symbols_bytes=symbols.n_bytes, symbols_codec=symbols.codec, tau=evaluation.tau,

@@ -9,9 +9,10 @@
   as the code: 2 probes (Delta = 1e-3, tau = 1) and (Delta normalised 0.1 = 10^-2.7, tau = 0.98), then 10
   random and 50 guided points. The surrogate is skopt's GP, its kernel refit once per step (skopt's own
   3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py), and
-  its three acquisition functions (skopt's gp_hedge) share one prediction per step (`_SharedPredictionGP`:
-  the same numbers, a third of the predictions; starting each kernel fit from the last one's optimum
-  saved nothing measurable and was dropped); an
+  its three acquisition functions (skopt's gp_hedge) share one prediction per step, and the kernel fit
+  evaluates the same likelihood in lean numpy instead of scikit-learn's generic kernel objects
+  (`grok_lib.surrogate.FastGP`: the same numbers to ~1e-14, a quarter of the time; starting each kernel
+  fit from the last one's optimum saved nothing measurable and was dropped); an
   extra-trees forest ("ET", 16 trees) takes a tenth of the GP's time but found an 11 % larger size on the
   benchmark checkpoint, so it is the fast option, not the default. The code's tau range is [0, 1];
   every tau <= sigma_bar_1 gives k = 1, and sigma_bar_1 >= 1/min(m, n) > 1e-3 for every matrix smaller
@@ -31,12 +32,13 @@ import warnings
 from dataclasses import dataclass
 
 from skopt import Optimizer
-from skopt.learning import ExtraTreesRegressor, GaussianProcessRegressor, RandomForestRegressor
+from skopt.learning import ExtraTreesRegressor, RandomForestRegressor
 from skopt.utils import cook_estimator
 from skopt.space import Real
 
 from .complexity import ComplexityProblem, ComplexityResult, check_eps
 from .errors import require
+from .surrogate import ArraySpace, FastGP
 
 ESTIMATORS = ("GP", "ET", "RF")  # skopt's GBRT estimator is broken with current scikit-learn
 PAPER_EPS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625)
@@ -114,32 +116,11 @@ def _quantization_complexity(problem: ComplexityProblem, eps: float, iterations:
     return problem.result(best, eps, algorithm=2, n_evaluations=evaluated)
 
 
-class _SharedPredictionGP(GaussianProcessRegressor):
-    """skopt's GP, predicting each candidate set once per step.
-
-    skopt's default acquisition, gp_hedge, scores the same candidates with EI, PI and LCB, and each calls
-    predict(X, return_std=True) on the same array: the later calls get copies of the first one's answer.
-    """
-
-    def fit(self, X, y):
-        self._last_prediction = None  # predictions of the previous fit are stale
-        return super().fit(X, y)
-
-    def predict(self, X, return_std=False, return_cov=False, return_mean_grad=False, return_std_grad=False):
-        if not return_std or return_cov or return_mean_grad or return_std_grad:
-            return super().predict(X, return_std, return_cov, return_mean_grad, return_std_grad)
-        last = getattr(self, "_last_prediction", None)
-        if last is None or last[0] is not X:
-            last = (X, *super().predict(X, return_std=True))  # holding X keeps its identity unique
-            self._last_prediction = last
-        return last[1].copy(), last[2].copy()
-
-
 def _surrogate(config: BayesConfig, seed: int):
     """skopt's own GP (Matern 5/2 x constant + noise) refit config.gp_restarts + 1 times per step, or a
     forest of config.n_trees trees (min_samples_leaf 3, as skopt's forests)."""
     if config.estimator == "GP":
-        gp = _SharedPredictionGP(**cook_estimator("GP", space=_space(), random_state=seed).get_params(deep=False))
+        gp = FastGP(**cook_estimator("GP", space=_space(), random_state=seed).get_params(deep=False))
         gp.n_restarts_optimizer = config.gp_restarts
         return gp
     forest = ExtraTreesRegressor if config.estimator == "ET" else RandomForestRegressor
@@ -174,23 +155,30 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
         _space(), base_estimator=_surrogate(config, seed), n_initial_points=len(initial) + config.n_random,
         initial_point_generator="random", acq_optimizer="sampling",
         acq_optimizer_kwargs={"n_points": config.n_candidates}, random_state=seed)
+    optimizer.space = ArraySpace(optimizer.space.dimensions)  # the same candidates, sampled by numpy
 
-    def objective(tau, delta) -> float:
-        evaluation = problem.evaluate(tau, delta, eps)
+    def objective(evaluation) -> float:
         return float(problem.size(evaluation)) if problem.feasible(evaluation, eps) else float(problem.penalty)
 
-    evaluated = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # repeated points and GP convergence notes are expected here
-        for tau, delta in initial:
-            y = objective(tau, delta)
-            with problem.timed("optimizer"):
-                optimizer.tell([1.0 if tau is None else _clip(tau, TAU_BOUNDS), _clip(delta, DELTA_BOUNDS)], y)
-            evaluated += 1
-        for _ in range(config.n_random + config.n_guided):
+        # The probes, extra and random points do not depend on any result (skopt draws the random ones
+        # from its own generator, which a tell before the model phase does not touch): all are evaluated
+        # first, their compressions queueing on the background thread behind the next losses, and told
+        # at once, which fits the surrogate once, as the last of one-at-a-time tells would.
+        with problem.timed("optimizer"):
+            randoms = [optimizer.ask() for _ in range(config.n_random)]
+        points = initial + [(float(tau), float(delta)) for tau, delta in randoms]
+        evaluations = [problem.evaluate(tau, delta, eps, prefetch=True) for tau, delta in points]
+        ys = [objective(evaluation) for evaluation in evaluations]
+        told = [[1.0 if tau is None else _clip(tau, TAU_BOUNDS), _clip(delta, DELTA_BOUNDS)] for tau, delta in initial]
+        with problem.timed("optimizer"):
+            optimizer.tell(told + [list(x) for x in randoms], ys)
+        evaluated = len(points)
+        for _ in range(config.n_guided):
             with problem.timed("optimizer"):
                 tau, delta = optimizer.ask()
-            y = objective(float(tau), float(delta))
+            y = objective(problem.evaluate(float(tau), float(delta), eps, prefetch=True))
             with problem.timed("optimizer"):
                 optimizer.tell([tau, delta], y)
             evaluated += 1

@@ -26,9 +26,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
 
 import pandas as pd
+import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -133,10 +137,22 @@ def read_complexity(run: Run) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _measure_job(run_dir: str, config, epoch: int, settings: TrackingSettings, device: str) -> list[dict]:
+    torch.set_num_threads(1)  # one core per worker process (plus its background compression thread)
+    run = Run(Path(run_dir), config)
+    return measure_checkpoint(run, epoch, settings, make_split(config.op, config.p, config.train_frac, config.seed),
+                              device)
+
+
 def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), device: str = "cpu",
-                     progress: bool = True, epochs=None) -> pd.DataFrame:
-    """Measure every stored checkpoint (or `epochs`) not yet in complexity.csv; return the whole table."""
+                     progress: bool = True, epochs=None, workers: int = 1) -> pd.DataFrame:
+    """Measure every stored checkpoint (or `epochs`) not yet in complexity.csv; return the whole table.
+
+    workers > 1 measures that many checkpoints at once in separate processes (one torch thread each); the
+    table is rewritten as each one finishes, so an interrupted pass keeps every finished checkpoint.
+    """
     require(isinstance(settings, TrackingSettings), "settings", "must be a TrackingSettings")
+    require(isinstance(workers, int) and workers >= 1, "workers", f"must be a positive integer, got {workers!r}")
     available = run.checkpoint_epochs()
     require(len(available) > 0, "run", f"{run.path} has no checkpoints yet; train it first")
     wanted = available if epochs is None else sorted(set(epochs))
@@ -153,15 +169,33 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
     config = run.config
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     rows = table[~table.epoch.isin(todo)].to_dict("records")
-    bar = tqdm(todo, disable=not progress, desc=f"complexity {run.path.name}", unit="checkpoint")
-    for epoch in bar:
-        rows.extend(measure_checkpoint(run, epoch, settings, split, device))
-        table = pd.DataFrame(rows).sort_values(["epoch", "eps"], ignore_index=True)
-        write_text_atomic(run.path / COMPLEXITY_FILE, table.to_csv(index=False))
-        last = table[table.epoch == epoch]
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"complexity {run.path.name}", unit="checkpoint")
+
+    def store(epoch: int, new_rows: list[dict]) -> pd.DataFrame:
+        rows.extend(new_rows)
+        frame = pd.DataFrame(rows).sort_values(["epoch", "eps"], ignore_index=True)
+        write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
+        last = frame[frame.epoch == epoch]
         bar.set_postfix(epoch=epoch, kB_at_eps1=f"{_at(last, 1.0, 'complexity_bytes') / 1e3:.1f}", refresh=False)
-    bar.close()
-    return table
+        bar.update()
+        return frame
+
+    try:
+        if workers == 1 or len(todo) == 1:
+            for epoch in todo:
+                table = store(epoch, measure_checkpoint(run, epoch, settings, split, device))
+            return table
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn"))
+        try:
+            futures = {pool.submit(_measure_job, str(run.path), config, epoch, settings, device): epoch
+                       for epoch in todo}
+            for future in as_completed(futures):
+                table = store(futures[future], future.result())
+        finally:
+            pool.shutdown(cancel_futures=True)
+        return table
+    finally:
+        bar.close()
 
 
 def _at(frame: pd.DataFrame, eps: float, column: str) -> float:

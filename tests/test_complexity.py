@@ -2,18 +2,16 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from skopt.learning import GaussianProcessRegressor
 from torch import nn
 from torch.func import functional_call
 
 from grok_lib.coders import naive_size
 from grok_lib.complexity import ComplexityProblem, weight_summary
 from grok_lib.errors import GrokError
-from grok_lib.search import (BayesConfig, _surrogate, bayesian_complexity, complexity_curve, measure_complexity,
+from grok_lib.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
                              quantization_complexity)
 
 SMALL = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)  # tests only; default 2 + 10 + 50, GP
@@ -119,6 +117,29 @@ def test_stopping_the_loss_early_changes_no_answer(trained):
     assert results[0].as_row() == results[1].as_row()
 
 
+def test_compressing_in_the_background_changes_no_answer(trained):
+    net, train, test = trained
+    problems = [ComplexityProblem(net, F.cross_entropy, train, test, background=flag) for flag in (True, False)]
+    results = [complexity_curve(problem, (0.1, 0.4), SMALL) for problem in problems]
+    for with_thread, without in zip(*results):
+        assert with_thread[0].as_row() == without[0].as_row() and with_thread[1].as_row() == without[1].as_row()
+    assert problems[0].timings["compress_background"] > 0 and "compress_background" not in problems[1].timings
+    assert problems[0].sizes == problems[1].sizes and not problems[0].pending
+
+
+def test_only_algorithm_1_prefetches_and_only_points_meeting_the_bound_are_kept(trained):
+    net, train, _ = trained
+    problem = ComplexityProblem(net, F.cross_entropy, train, chunk_size=64)  # 300 examples: a 75-example first chunk
+    quantization_complexity(problem, 0.1)
+    assert not problem.pending and len(problem.sizes) == 1  # bisection compresses only its answer
+    broken = problem.evaluate(None, 5.0, 0.1, prefetch=True)  # Delta 5 zeroes the network: misses the bound
+    assert not problem.feasible(broken, 0.1) and broken.key not in problem.sizes
+    fine = problem.evaluate(None, 1e-4, 0.1, prefetch=True)
+    assert problem.feasible(fine, 0.1) and fine.key in problem.pending
+    assert problem.size(fine) == ComplexityProblem(net, F.cross_entropy, train, background=False).size(fine)
+    assert fine.key not in problem.pending
+
+
 def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
     net, train, _ = trained
     seen = []
@@ -142,24 +163,6 @@ def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
         torch.set_num_threads(before)
     with pytest.raises(GrokError, match="^threads:"):
         ComplexityProblem(net, F.cross_entropy, train, threads=0)
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 12 random points
-def test_the_gp_shares_one_prediction_between_acquisitions_and_refits_forget_it():
-    rng = np.random.default_rng(0)
-    x, y, candidates = rng.random((12, 2)), rng.random(12), rng.random((50, 2))
-    shared, plain = _surrogate(BayesConfig(), seed=0), GaussianProcessRegressor(
-        **_surrogate(BayesConfig(), 0).get_params(deep=False))
-    for model in (shared, plain):
-        model.fit(x, y)
-    expected = plain.predict(candidates, return_std=True)
-    for _ in range(3):  # EI, PI and LCB ask in turn
-        for got, want in zip(shared.predict(candidates, return_std=True), expected):
-            np.testing.assert_array_equal(got, want)
-    shared.fit(x, y[::-1].copy())
-    plain.fit(x, y[::-1].copy())
-    for got, want in zip(shared.predict(candidates, return_std=True), plain.predict(candidates, return_std=True)):
-        np.testing.assert_array_equal(got, want)
 
 
 def test_a_low_rank_network_is_stored_as_factors():

@@ -89,9 +89,20 @@ def test_other_settings_are_refused_and_nothing_stored_changes(run):
     assert before == {name: (run.path / name).read_bytes() for name in before}
 
 
+def test_worker_processes_give_the_same_table_as_one_process(run, trained_run, tmp_path):
+    other = Run(tmp_path / "copy" / run.path.name, run.config)
+    shutil.copytree(trained_run.path, other.path)
+    alone = track_complexity(run, FAST, progress=False)
+    pooled = track_complexity(other, FAST, progress=False, workers=2)
+    pd.testing.assert_frame_equal(alone.drop(columns="seconds"), pooled.drop(columns="seconds"))
+    assert pooled.equals(tracking.read_complexity(other))  # the stored table is the returned one
+
+
 def test_missing_checkpoints_and_bad_settings_are_rejected(run):
     with pytest.raises(GrokError, match="^epochs:"):
         track_complexity(run, FAST, progress=False, epochs=[999])
+    with pytest.raises(GrokError, match="^workers:"):
+        track_complexity(run, FAST, progress=False, workers=0)
     with pytest.raises(GrokError, match="^eps:"):
         TrackingSettings(eps=(1.0, 0.0))
     assert not (run.path / COMPLEXITY_FILE).exists() and not (run.path / SETTINGS_FILE).exists()
