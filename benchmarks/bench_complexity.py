@@ -1,6 +1,7 @@
 """Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, side by side.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --throughput 6
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --batch 4 --throughput 6
+    python benchmarks/bench_complexity.py --device cuda --batch 8 --throughput 16   # on a GPU machine
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
 accuracy 1.0, test 0.03; 19 minutes to train once on the shared 2-core machine), trained with
@@ -13,6 +14,9 @@ grok_lib.train.train into --store (reused when already there); its last checkpoi
                (the state before grok_lib.surrogate and background compression);
      fast      the default: grok_lib.surrogate.FastGP + ArraySpace, compression on a background thread
                overlapping the loss evaluations;
+     fast batch K  (--batch K) the same, proposing K guided points per round (BayesConfig.batch:
+               skopt's constant liar), compressed side by side; a different search, so its size is printed
+               beside the sequential one;
      textbook  (--textbook) our first implementation: stock, plus the textbook transformer forward
                (every position through every block, no token-position tables) on the process's thread
                settings (threads=None).
@@ -98,28 +102,34 @@ def report(label: str, seconds: float, cpu_seconds: float, problem: ComplexityPr
 def latency(args, model, split) -> None:
     textbook = ReferenceTransformer(model.cfg)
     textbook.load_state_dict(model.state_dict())
-    # (name, network, threads, background compression, optimizer parts)
-    paths = [("stock", model, 1, False, Stock), ("fast", model, 1, True, Fast)]
+    # (name, network, threads, background compression, optimizer parts, batch)
+    paths = [("stock", model, 1, False, Stock, 1), ("fast", model, 1, True, Fast, 1)]
     if args.textbook:
-        paths.insert(0, ("textbook", textbook, None, False, Stock))
+        paths.insert(0, ("textbook", textbook, None, False, Stock, 1))
+    paths += [(f"fast batch {k}", model, 1, True, Fast, k) for k in args.batch if k > 1]
     data = dict(train_data=(split.train_x, split.train_y), test_data=(split.test_x, split.test_y))
     seconds = {name: [] for name, *_ in paths}
-    sizes = set()
+    sizes, batch_sizes = set(), {}
     for repeat in range(args.repeat):
-        for name, network, threads, background, parts in paths:
+        for name, network, threads, background, parts, batch in paths:
             start, cpu = time.perf_counter(), time.process_time()
             with parts():
                 problem = ComplexityProblem(network, F.cross_entropy, threads=threads, background=background, **data)
-                result = bayesian_complexity(problem, args.eps, BayesConfig(estimator=args.estimator))
+                result = bayesian_complexity(problem, args.eps, BayesConfig(estimator=args.estimator, batch=batch))
             seconds[name].append(time.perf_counter() - start)
-            sizes.add((result.paper_bytes, result.symbols_bytes))
+            if batch == 1:
+                sizes.add((result.paper_bytes, result.symbols_bytes))
+            else:
+                batch_sizes.setdefault(name, set()).add(result.paper_bytes)
             report(f"Algorithm 1 ({args.estimator}) {name} #{repeat + 1}", seconds[name][-1],
                    time.process_time() - cpu, problem, result)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     print(f"median of {args.repeat}: " + ", ".join(f"{name} {value:.2f} s" for name, value in median.items())
           + f"; stock / fast {median['stock'] / median['fast']:.2f}x"
           + (f", textbook / fast {median['textbook'] / median['fast']:.1f}x" if args.textbook else "")
-          + f"; results {'identical' if len(sizes) == 1 else 'DIFFER: ' + str(sorted(sizes))}", flush=True)
+          + f"; sequential results {'identical' if len(sizes) == 1 else 'DIFFER: ' + str(sorted(sizes))}"
+          + "".join(f"; {name}: {median[name]:.2f} s, fast / it {median['fast'] / median[name]:.2f}x, paper bytes "
+                    f"{sorted(values)} vs {sorted(sizes)[0][0]}" for name, values in batch_sizes.items()), flush=True)
     if not args.no_algorithm_2:
         start = time.perf_counter()
         problem = ComplexityProblem(model, F.cross_entropy, **data)
@@ -136,7 +146,8 @@ def throughput(args, run: Run, k: int) -> None:
             copy = Path(tmp) / run.path.name
             shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("complexity.*"))
             start = time.perf_counter()
-            table = track_complexity(Run(copy, run.config), settings, progress=False, epochs=epochs, workers=workers)
+            table = track_complexity(Run(copy, run.config), settings, device=args.device, progress=False,
+                                     epochs=epochs, workers=workers)
             per_checkpoint[workers] = (time.perf_counter() - start) / len(epochs)
         print(f"tracking {len(epochs)} checkpoints (epochs {epochs[0]}-{epochs[-1]}), eps {args.eps}, "
               f"workers {workers}: {per_checkpoint[workers]:.2f} s per checkpoint; Algorithm 1 kB "
@@ -150,23 +161,27 @@ def main():
     parser.add_argument("--store", type=Path, default=Path("/tmp/grok-bench-runs"))
     parser.add_argument("--regime", default="wd", help="none, wd or ours (default wd: ours trains ~5x slower on CPU)")
     parser.add_argument("--eps", type=float, default=1.0)
+    parser.add_argument("--device", default="cpu", help="where the loss forwards run: cpu or cuda (default cpu; on "
+                        "cuda the batched paths evaluate their points in one vmap'd forward)")
     parser.add_argument("--estimator", default="GP", help="ET, RF or GP (default GP)")
     parser.add_argument("--repeat", type=int, default=3, help="latency runs per path (default 3)")
     parser.add_argument("--textbook", action="store_true", help="also time our first implementation")
+    parser.add_argument("--batch", type=int, action="append", default=[],
+                        help="also time Algorithm 1 with BayesConfig(batch=K) (repeatable; a different search)")
     parser.add_argument("--throughput", type=int, default=0, metavar="K",
                         help="also track the last K checkpoints with 1 and 2 worker processes")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency comparison")
     parser.add_argument("--no-algorithm-2", action="store_true", help="skip the Algorithm 2 timing")
     args = parser.parse_args()
     config = RunConfig(op="mul", regime=args.regime, epochs=args.epochs)
-    run = train(config, RunStore(args.store), device="cpu", progress=True)
+    run = train(config, RunStore(args.store), device=args.device, progress=True)
     epoch = run.checkpoint_epochs()[-1]
-    model = run.load_model(epoch)
+    model = run.load_model(epoch, args.device)
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     metrics = run.metrics().set_index("epoch").loc[epoch]
     print(f"checkpoint {run.path.name} epoch {epoch}: train acc {metrics.train_acc:.3f}, test acc "
           f"{metrics.test_acc:.3f}; {sum(p.numel() for p in model.parameters())} parameters, "
-          f"{len(split.train_x)} training examples; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+          f"{len(split.train_x)} training examples; device {args.device}, torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f}", flush=True)
     if not args.no_latency:
         latency(args, model, split)

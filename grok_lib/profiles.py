@@ -97,7 +97,8 @@ def get_profile(name: str) -> Profile:
             track_eps=(1.0,),
             final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=10, workers=2)
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
-                   run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS, workers=1)
+                   run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
+                   workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
 
 
 def profile_configs(profile: Profile | str, ops=None, regimes=None, seeds=None) -> list[RunConfig]:

@@ -140,6 +140,65 @@ def test_only_algorithm_1_prefetches_and_only_points_meeting_the_bound_are_kept(
     assert fine.key not in problem.pending
 
 
+POINTS = [(1.0, 1e-3), (0.5, 0.05), (None, 0.2), (0.9, 2.0), (1.0, 1e-3), (0.3, 0.01)]
+
+
+def test_a_batched_evaluation_equals_one_at_a_time(trained):
+    net, train, _ = trained
+    one = ComplexityProblem(net, F.cross_entropy, train, chunk_size=64)
+    many = ComplexityProblem(net, F.cross_entropy, train, chunk_size=64, vectorize=True)
+    for want, got in zip([one.evaluate(tau, delta, 0.1) for tau, delta in POINTS], many.evaluate_many(POINTS, 0.1)):
+        assert (got.key, got.exact) == (want.key, want.exact)
+        assert got.train_loss == pytest.approx(want.train_loss, rel=1e-5)
+        assert got.train_acc == want.train_acc or (math.isnan(got.train_acc) and math.isnan(want.train_acc))
+    assert len(many.evaluations) == 5  # the repeated point is evaluated once
+
+
+def test_the_paper_transformer_runs_batched(tiny_config):
+    from grok_lib.data import make_split
+    from grok_lib.model import Transformer
+
+    torch.manual_seed(0)
+    model = Transformer(tiny_config.model_config())
+    split = make_split(tiny_config.op, tiny_config.p, tiny_config.train_frac, tiny_config.seed)
+    data = (split.train_x, split.train_y)
+    one = ComplexityProblem(model, F.cross_entropy, data)
+    many = ComplexityProblem(model, F.cross_entropy, data, vectorize=True)
+    for want, got in zip([one.evaluate(tau, delta, 4.0) for tau, delta in POINTS], many.evaluate_many(POINTS, 4.0)):
+        assert got.exact == want.exact and got.train_loss == pytest.approx(want.train_loss, rel=1e-5)
+
+
+class ItemNet(TwoLayerNet):
+    def forward(self, x):
+        scale = float(self.out.bias.abs().max().item()) + 1.0  # .item() on a weight: vmap cannot run this
+        return super().forward(x) / scale
+
+
+def test_a_module_vmap_cannot_run_is_evaluated_one_point_at_a_time(trained):
+    net, train, _ = trained
+    other = ItemNet()
+    other.load_state_dict(net.state_dict())
+    problem = ComplexityProblem(other, F.cross_entropy, train, vectorize=True)
+    with pytest.warns(UserWarning, match="one at a time"):
+        got = problem.evaluate_many(POINTS, 0.1)
+    reference = ComplexityProblem(other, F.cross_entropy, train)
+    assert [e.train_loss for e in got] == [reference.evaluate(tau, delta, 0.1).train_loss for tau, delta in POINTS]
+
+
+def test_a_batched_search_meets_the_bound_and_is_never_worse_than_algorithm_2(trained):
+    net, train, _ = trained
+    problem = ComplexityProblem(net, F.cross_entropy, train, vectorize=True, compress_threads=3)
+    alg2 = quantization_complexity(problem, 0.1)
+    config = BayesConfig(n_random=3, n_guided=7, batch=3)
+    result = bayesian_complexity(problem, 0.1, config, extra_points=((None, alg2.delta),))
+    assert result.n_evaluations == 2 + 1 + 3 + 7
+    assert result.paper_bytes <= alg2.paper_bytes
+    assert abs(loss_of(net, result.weights, train) - result.reference_train_loss) < 0.1
+    again = bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train, vectorize=True), 0.1, config,
+                                extra_points=((None, alg2.delta),))
+    assert again.as_row() == result.as_row()
+
+
 def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
     net, train, _ = trained
     seen = []
@@ -163,6 +222,8 @@ def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
         torch.set_num_threads(before)
     with pytest.raises(GrokError, match="^threads:"):
         ComplexityProblem(net, F.cross_entropy, train, threads=0)
+    with pytest.raises(GrokError, match="^compress_threads:"):
+        ComplexityProblem(net, F.cross_entropy, train, compress_threads=0)
 
 
 def test_a_low_rank_network_is_stored_as_factors():
@@ -241,3 +302,5 @@ def test_bad_search_settings_are_rejected():
         BayesConfig(estimator="GBRT")
     with pytest.raises(GrokError, match="^n_guided:"):
         BayesConfig(n_guided=-1)
+    with pytest.raises(GrokError, match="^batch:"):
+        BayesConfig(batch=0)

@@ -45,13 +45,15 @@ def test_the_lean_likelihood_equals_sklearns_in_value_and_gradient():
 def test_fastgp_fits_and_predicts_as_skopts_gp(n):
     fast, stock, rng = fitted_pair(n, seed=n)
     assert fast.optimizer == "fmin_l_bfgs_b"  # the configured optimizer is restored after fit
-    np.testing.assert_allclose(fast.kernel_.theta[:3], stock.kernel_.theta[:3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.kernel_.k1.theta, stock.kernel_.k1.theta, rtol=1e-5, atol=1e-6)  # c, l1, l2
+    assert fast.noise_ == pytest.approx(stock.noise_, rel=1e-4, abs=1e-9)
     candidates = rng.random((500, 2))
     for got, want in zip(fast.predict(candidates, return_std=True), stock.predict(candidates, return_std=True)):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
     np.testing.assert_allclose(fast.predict(candidates), stock.predict(candidates), rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_gp_hedge_gets_one_shared_prediction_per_fit_as_fresh_copies():
     fast, _, rng = fitted_pair(12)
     candidates = rng.random((50, 2))
