@@ -329,6 +329,8 @@ class ComplexityProblem:
         batched products (~1e-7 relative). Otherwise, and for a module that vmap cannot run
         (data-dependent Python control flow, .item()), the points are evaluated one at a time.
         """
+        if not self.vectorize:
+            return [self.evaluate(tau, delta, eps, prefetch) for tau, delta in points]
         check_eps(eps)
         limit = self.reference_loss + eps
         keys, todo = [], {}
@@ -341,8 +343,6 @@ class ComplexityProblem:
             if key not in todo and not (cached is not None and (cached.exact or cached.train_loss > limit)):
                 with self.timed("coarse_grain"):
                     todo[key] = (tau, self.grainer.with_ranks(key[0], key[1], tau))
-        if todo and not self.vectorize:
-            return [self.evaluate(tau, delta, eps, prefetch) for tau, delta in points]
         if todo:
             coarse = list(todo.values())
             with self.timed("loss"):
@@ -350,6 +350,8 @@ class ComplexityProblem:
                     results = self.batched_losses([cg for _, cg in coarse], limit,
                                                   [key for key in todo] if prefetch else None)
                 except (RuntimeError, NotImplementedError) as error:
+                    # vmap's refusals (.item(), data-dependent control flow, an op without a batching rule)
+                    # name vmap or batching; any other error is the module's own and propagates
                     if "vmap" not in str(error).lower() and "batch" not in str(error).lower():
                         raise
                     if not getattr(self, "_warned_vmap", False):
