@@ -1,7 +1,7 @@
 """Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, side by side.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --batch 4 --throughput 6
-    python benchmarks/bench_complexity.py --device cuda --batch 8 --throughput 16   # on a GPU machine
+    python benchmarks/bench_complexity.py --device cuda --batch 8 --throughput 16 --workers 16   # GPU machine
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
 accuracy 1.0, test 0.03; 19 minutes to train once on the shared 2-core machine), trained with
@@ -25,7 +25,8 @@ grok_lib.train.train into --store (reused when already there); its last checkpoi
    the optimizer's own ask/tell time, and prints the result, which must be the same on every path.
 2. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
    Algorithm 1 seeded with it, both coders, as along training) on the run's last K checkpoints, copied to
-   a temporary run, with --workers 1 and then 2: seconds per checkpoint of each, and their ratio.
+   a temporary run, with 1 worker process and then --workers (default 2): seconds per checkpoint of each,
+   and their ratio.
 """
 
 import argparse
@@ -141,7 +142,7 @@ def throughput(args, run: Run, k: int) -> None:
     epochs = run.checkpoint_epochs()[-k:]
     settings = TrackingSettings(eps=(args.eps,), bayes=BayesConfig(estimator=args.estimator))
     per_checkpoint = {}
-    for workers in (1, 2):
+    for workers in (1, args.workers):
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / run.path.name
             shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("complexity.*"))
@@ -152,7 +153,8 @@ def throughput(args, run: Run, k: int) -> None:
         print(f"tracking {len(epochs)} checkpoints (epochs {epochs[0]}-{epochs[-1]}), eps {args.eps}, "
               f"workers {workers}: {per_checkpoint[workers]:.2f} s per checkpoint; Algorithm 1 kB "
               f"{[round(b / 1e3, 1) for b in table.complexity_bytes]}", flush=True)
-    print(f"throughput workers 2 / workers 1: {per_checkpoint[1] / per_checkpoint[2]:.2f}x", flush=True)
+    print(f"throughput workers {args.workers} / workers 1: {per_checkpoint[1] / per_checkpoint[args.workers]:.2f}x",
+          flush=True)
 
 
 def main():
@@ -170,6 +172,7 @@ def main():
                         help="also time Algorithm 1 with BayesConfig(batch=K) (repeatable; a different search)")
     parser.add_argument("--throughput", type=int, default=0, metavar="K",
                         help="also track the last K checkpoints with 1 and 2 worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes compared with one (default 2)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency comparison")
     parser.add_argument("--no-algorithm-2", action="store_true", help="skip the Algorithm 2 timing")
     args = parser.parse_args()

@@ -8,16 +8,21 @@
   coder by default) and a point violating the bound gets a penalty (the raw float32 size). Default budget
   as the code: 2 probes (Delta = 1e-3, tau = 1) and (Delta normalised 0.1 = 10^-2.7, tau = 0.98), then 10
   random and 50 guided points. The surrogate is skopt's GP, its kernel refit once per step (skopt's own
-  3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py), and
-  its three acquisition functions (skopt's gp_hedge) share one prediction per step, and the kernel fit
-  evaluates the same likelihood in lean numpy instead of scikit-learn's generic kernel objects
-  (`grok_lib.surrogate.FastGP`: the same numbers to ~1e-14, a quarter of the time; starting each kernel
-  fit from the last one's optimum saved nothing measurable and was dropped); an
+  3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py),
+  fit and queried through `grok_lib.surrogate` (FastGP: the same likelihood and predictions in lean
+  numpy, one prediction shared by gp_hedge's three acquisition functions; ArraySpace: the same
+  candidates sampled by numpy; together 2-3x less optimizer time in the benchmark, the same search); starting each
+  kernel fit from the last one's optimum saved nothing measurable and was dropped. An
   extra-trees forest ("ET", 16 trees) takes a tenth of the GP's time but found an 11 % larger size on the
   benchmark checkpoint, so it is the fast option, not the default. The code's tau range is [0, 1];
   every tau <= sigma_bar_1 gives k = 1, and sigma_bar_1 >= 1/min(m, n) > 1e-3 for every matrix smaller
   than 1000 on a side, so [1e-3, 1] is the same search without the rank-0 (deleted) matrices that Eq. 13
   does not define.
+
+The probes, extra and random points are evaluated before the surrogate sees any of them (their
+compressions run in the background behind the next losses); guided points come one at a time
+(`BayesConfig.batch = 1`, the paper's sequential search) or k at a time (skopt's constant liar, evaluated
+together and compressed side by side; for a GPU and many cores).
 
 Algorithm 1 accepts extra initial points (tau = None: quantization only); they are evaluated exactly as
 given and told to the optimizer clipped into its box. Its answer is the smallest compressed point that

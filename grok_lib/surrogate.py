@@ -35,15 +35,20 @@ SKOPT_KERNEL = ("k1__k1__constant_value", "k1__k2__length_scale", "k2__noise_lev
 SQRT5 = np.sqrt(5.0)
 
 
-def matern_lml(theta: np.ndarray, X: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
+def pairwise_squares(X: np.ndarray) -> np.ndarray:
+    """(n, n, d): (X[i, k] - X[j, k])**2, the part of the Matern kernel that does not depend on theta."""
+    return (X[:, None, :] - X[None, :, :]) ** 2
+
+
+def matern_lml(theta: np.ndarray, X: np.ndarray, y: np.ndarray, alpha: float,
+               squares: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """(log marginal likelihood, its gradient in theta) of y under c * Matern52(X; l) + w * I + alpha * I.
 
-    theta = log([c, l_1 .. l_d, w]); y is the normalised target vector. A kernel matrix that is not
-    positive definite gives (-inf, 0), as scikit-learn's.
+    theta = log([c, l_1 .. l_d, w]); y is the normalised target vector; squares: pairwise_squares(X),
+    computed once per fit. A kernel matrix that is not positive definite gives (-inf, 0), as scikit-learn's.
     """
     c, scales, w = np.exp(theta[0]), np.exp(theta[1:-1]), np.exp(theta[-1])
-    scaled = X / scales
-    sq = (scaled[:, None, :] - scaled[None, :, :]) ** 2  # (n, n, d): D_k of sklearn's Matern gradient
+    sq = (pairwise_squares(X) if squares is None else squares) / scales ** 2  # D_k of sklearn's Matern gradient
     r5 = SQRT5 * np.sqrt(sq.sum(-1))
     decay = np.exp(-r5)
     matern = (1.0 + r5 + r5 ** 2 / 3.0) * decay
@@ -88,9 +93,10 @@ class FastGP(GaussianProcessRegressor):
         if names == SKOPT_KERNEL and y.ndim == 1 and np.ndim(self.alpha) == 0 \
                 and getattr(self.kernel_.k1.k2, "nu", None) == 2.5:
             X, alpha = np.asarray(self.X_train_, dtype=float), float(self.alpha)
+            squares = pairwise_squares(X)
 
             def objective(theta):
-                lml, grad = matern_lml(theta, X, y, alpha)
+                lml, grad = matern_lml(theta, X, y, alpha, squares)
                 return -lml, -grad
         else:
             objective = obj_func

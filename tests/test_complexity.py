@@ -1,5 +1,6 @@
 """Algorithms 1 and 2 on any network: a small MLP defined here, not one of grok_lib's models."""
 
+import copy
 import math
 
 import pytest
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from conftest import cuda
 from grok_lib.coders import naive_size
 from grok_lib.complexity import ComplexityProblem, weight_summary
 from grok_lib.errors import GrokError
@@ -152,6 +154,17 @@ def test_a_batched_evaluation_equals_one_at_a_time(trained):
         assert got.train_loss == pytest.approx(want.train_loss, rel=1e-5)
         assert got.train_acc == want.train_acc or (math.isnan(got.train_acc) and math.isnan(want.train_acc))
     assert len(many.evaluations) == 5  # the repeated point is evaluated once
+
+
+@cuda
+def test_on_cuda_a_batched_evaluation_equals_one_at_a_time_on_cpu(trained):
+    net, train, _ = trained
+    one = ComplexityProblem(net, F.cross_entropy, train, chunk_size=64)
+    gpu = copy.deepcopy(net).cuda()
+    many = ComplexityProblem(gpu, F.cross_entropy, train, chunk_size=64)
+    assert many.vectorize  # the default on a GPU
+    for want, got in zip([one.evaluate(tau, delta, 0.1) for tau, delta in POINTS], many.evaluate_many(POINTS, 0.1)):
+        assert got.exact == want.exact and got.train_loss == pytest.approx(want.train_loss, rel=1e-4)
 
 
 def test_the_paper_transformer_runs_batched(tiny_config):

@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import cuda
 from grok_lib.config import RunConfig
 from grok_lib.ensemble import StackedAdamW, train_ensemble
 from grok_lib.errors import GrokError
@@ -49,6 +50,14 @@ def test_ensemble_runs_match_the_same_runs_trained_alone(solo_runs, ensemble_run
         assert list(member.metrics().epoch) == log_schedule(20) + [20]
         assert_same_training(member, solo, rtol=1e-4, atol=1e-6)
     assert solo_runs[0].metrics().train_loss.iloc[-1] != solo_runs[1].metrics().train_loss.iloc[-1]
+
+
+@cuda
+def test_on_cuda_ensemble_runs_match_the_same_runs_trained_alone(tmp_path):
+    solo = [train(c, RunStore(tmp_path / "solo"), device="cuda", progress=False) for c in CONFIGS]
+    members = train_ensemble(CONFIGS, RunStore(tmp_path / "ensemble"), device="cuda", progress=False)
+    for run, member in zip(solo, members):
+        assert_same_training(member, run, rtol=1e-3, atol=1e-5)
 
 
 def test_interrupted_ensemble_resumes_to_identical_metrics(tmp_path, ensemble_runs):

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from conftest import DEVICES
 from grok_lib.model import Transformer, TransformerConfig
 from grok_lib.regularizers import spectral_entropy, spectral_entropy_penalty
 from grok_lib.spectral import spectral_entropies, stacked_spectral_entropy_penalty
@@ -23,10 +24,12 @@ def gram_entropy(matrix):
     return spectral_entropies([matrix])[0]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", PAPER_SHAPES)
-def test_gram_entropy_equals_svd_entropy_in_value_and_gradient(shape, dtype):
+def test_gram_entropy_equals_svd_entropy_in_value_and_gradient(shape, dtype, device):
     matrix = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0), dtype=dtype) / math.sqrt(shape[1])
+    matrix = matrix.to(device)
     value, gradient = value_and_gradient(gram_entropy, matrix)
     ref_value, ref_gradient = value_and_gradient(spectral_entropy, matrix)
     assert value.dtype == gradient.dtype == dtype
