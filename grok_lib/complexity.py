@@ -20,8 +20,8 @@ Speed without changing any answer:
   the numbers are the same); `evaluate_many` evaluates several points at once (vmap'd on a GPU), their
   compressions running side by side on the pool;
 * its work runs on `threads` threads (default 1: torch's intra-op pool and the BLAS under numpy, scipy
-  and the optimizer's GP; the background compression is one more). The matrices here are small: 62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128)
-  activations. On the shared 2-core machine, with other processes running, 2 threads made the SVDs 60x
+  and the optimizer's GP; the background compression runs beside them). The matrices here are small:
+  62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128) activations. On the shared 2-core machine, with other processes running, 2 threads made the SVDs 60x
   and a training-set forward 5x slower than 1 thread (spinning thread pools wait on preempted
   siblings); pass threads=None to leave the process's settings alone.
 
