@@ -1,7 +1,7 @@
 """Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, side by side.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --batch 4 --throughput 6
-    python benchmarks/bench_complexity.py --device cuda --batch 8 --throughput 16 --workers 16   # GPU machine
+    python benchmarks/bench_complexity.py --device cuda --batch 8 --batched-losses --throughput 16 --workers 16
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
 accuracy 1.0, test 0.03; 19 minutes to train once on the shared 2-core machine), trained with
@@ -23,7 +23,9 @@ grok_lib.train.train into --store (reused when already there); its last checkpoi
    Each line splits the wall time into SVD, coarse-graining, training-loss forwards, compression (time
    the search waited for it; compress_background: time spent compressing in the background thread) and
    the optimizer's own ask/tell time, and prints the result, which must be the same on every path.
-2. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
+2. Batched losses (--batched-losses): ComplexityProblem.evaluate_many on 16 (tau, Delta) points, in one
+   vmap'd forward per chunk vs one point at a time, and the largest relative difference of the losses.
+3. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
    Algorithm 1 seeded with it, both coders, as along training) on the run's last K checkpoints, copied to
    a temporary run, with 1 worker process and then --workers (default 2): seconds per checkpoint of each,
    and their ratio.
@@ -138,6 +140,26 @@ def latency(args, model, split) -> None:
         report("Algorithm 2 fast", time.perf_counter() - start, 0.0, problem, result)
 
 
+def batched_losses(args, model, split) -> None:
+    """evaluate_many over 16 (tau, Delta) points, vmap'd vs one at a time, side by side (medians of 3)."""
+    points = [(tau, delta) for tau in (0.8, 0.9, 0.95, 1.0) for delta in (3e-3, 1e-2, 2e-2, 5e-2)]
+    seconds = {True: [], False: []}
+    losses = {}
+    for _ in range(3):
+        for vectorize in (False, True):
+            problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), vectorize=vectorize)
+            start = time.perf_counter()
+            evaluations = problem.evaluate_many(points, args.eps)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            seconds[vectorize].append(time.perf_counter() - start)
+            losses[vectorize] = [e.train_loss for e in evaluations]
+    one, many = statistics.median(seconds[False]), statistics.median(seconds[True])
+    worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(losses[False], losses[True]))
+    print(f"16 points' training losses: one at a time {one:.3f} s, vmap'd {many:.3f} s "
+          f"(one / vmap'd {one / many:.2f}x); largest relative difference {worst:.1e}", flush=True)
+
+
 def throughput(args, run: Run, k: int) -> None:
     epochs = run.checkpoint_epochs()[-k:]
     settings = TrackingSettings(eps=(args.eps,), bayes=BayesConfig(estimator=args.estimator))
@@ -173,6 +195,8 @@ def main():
     parser.add_argument("--throughput", type=int, default=0, metavar="K",
                         help="also track the last K checkpoints with 1 and 2 worker processes")
     parser.add_argument("--workers", type=int, default=2, help="worker processes compared with one (default 2)")
+    parser.add_argument("--batched-losses", action="store_true",
+                        help="also time 16 points' losses evaluated in one vmap'd forward vs one at a time")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency comparison")
     parser.add_argument("--no-algorithm-2", action="store_true", help="skip the Algorithm 2 timing")
     args = parser.parse_args()
@@ -188,6 +212,8 @@ def main():
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f}", flush=True)
     if not args.no_latency:
         latency(args, model, split)
+    if args.batched_losses:
+        batched_losses(args, model, split)
     if args.throughput:
         throughput(args, run, args.throughput)
 

@@ -32,5 +32,5 @@ timeout 150 python3 -m pytest -q -p no:cacheprovider -rs tests/test_ensemble.py 
 timeout 180 python3 benchmarks/bench_training.py --device "$DEVICE" --ensemble 1 8 72 --spectral-ensemble 1 8 72 \
     > "$OUT/bench_training.txt" 2>&1
 timeout 220 python3 benchmarks/bench_complexity.py --device "$DEVICE" --store /tmp/grok-bench-runs --repeat 2 \
-    --batch 8 --throughput "$WORKERS" --workers "$WORKERS" > "$OUT/bench_complexity.txt" 2>&1
+    --batch 8 --batched-losses --throughput "$WORKERS" --workers "$WORKERS" > "$OUT/bench_complexity.txt" 2>&1
 tail -n 3 "$OUT"/*.txt

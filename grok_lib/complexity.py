@@ -10,7 +10,8 @@ Speed without changing any answer:
   sets, ~2,500-3,800 examples, go through in one batched forward, which measured ~35 % faster than two
   halves), and the evaluation stops as soon as the partial sum proves L(theta_hat) > L(theta) + eps
   (valid because a per-example loss like cross-entropy is >= 0; pass early_exit=False for a loss that
-  can be negative); a bounded evaluation first looks at a quarter of the set (`chunks`), which is
+  can be negative); a bounded evaluation first looks at a quarter of the set (LossMeter.chunks in
+  grok_lib.distortion, which measures the losses), which is
   enough to reject most broken networks (~20 % less loss time in the benchmark search);
 * only points that meet the bound are compressed (an infeasible point's size is never used), and the
   compression overlaps the loss: once the first quarter of the training set has not ruled a point out,
@@ -21,9 +22,10 @@ Speed without changing any answer:
   compressions running side by side on the pool;
 * its work runs on `threads` threads (default 1: torch's intra-op pool and the BLAS under numpy, scipy
   and the optimizer's GP; the background compression runs beside them). The matrices here are small:
-  62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128) activations. On the shared 2-core machine, with other processes running, 2 threads made the SVDs 60x
-  and a training-set forward 5x slower than 1 thread (spinning thread pools wait on preempted
-  siblings); pass threads=None to leave the process's settings alone.
+  62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128) activations. On the shared 2-core machine, with
+  other processes running, 2 threads made the SVDs 60x and a training-set forward 5x slower than 1
+  thread (spinning thread pools wait on preempted siblings); pass threads=None to leave the process's
+  settings alone.
 
 Quick use (any classifier; see measure_complexity in grok_lib.search)::
 
@@ -47,11 +49,11 @@ from dataclasses import dataclass
 
 import torch
 from threadpoolctl import threadpool_limits
-from torch.func import functional_call
 
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
+from .distortion import LossMeter, check_data, within_bound
 from .coders import encode_symbols, naive_size, paper_size, symbols_bzip2_size
-from .errors import GrokError, require
+from .errors import require
 from .regularizers import spectral_summary
 from .train import l2_norm
 
@@ -61,22 +63,6 @@ OBJECTIVES = ("paper", "symbols")
 def check_eps(eps: float) -> None:
     require(isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0, "eps",
             f"distortion bound must be a finite number > 0, got {eps!r}")
-
-
-def check_data(data, field: str) -> tuple[torch.Tensor, torch.Tensor]:
-    require(isinstance(data, (tuple, list)) and len(data) == 2, field, "must be a pair (inputs, targets) of tensors")
-    x, y = data
-    require(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), field, "must be a pair of tensors")
-    require(len(x) > 0, field, "is empty; the distortion is measured on the full training set")
-    require(len(x) == len(y), field, f"has {len(x)} inputs but {len(y)} targets")
-    return x, y
-
-
-def within_bound(loss: float, reference: float, eps: float, one_sided: bool) -> bool:
-    """Eq. 7: |L(theta_hat) - L(theta)| < eps; the code's one-sided variant: L(theta_hat) <= L(theta) + eps."""
-    if not math.isfinite(loss):
-        return False
-    return loss <= reference + eps if one_sided else abs(loss - reference) < eps
 
 
 @dataclass(frozen=True)
@@ -167,13 +153,6 @@ def _timed_call(fn, *args):
     return value, time.perf_counter() - start
 
 
-def _correct(outputs: torch.Tensor, targets: torch.Tensor) -> int | None:
-    """Number of argmax hits for a classifier's (N, C) outputs and integer targets; None otherwise."""
-    if outputs.ndim == 2 and targets.ndim == 1 and not targets.is_floating_point():
-        return int((outputs.argmax(-1) == targets).sum())
-    return None
-
-
 class ComplexityProblem:
     """A network, its loss and data, and every coarse-graining of it evaluated so far."""
 
@@ -185,8 +164,6 @@ class ComplexityProblem:
                 f"must be a torch.nn.Module, got {type(module).__name__}")
         require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
         require(objective in OBJECTIVES, "objective", f"unknown coder {objective!r}; allowed: {', '.join(OBJECTIVES)}")
-        require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size",
-                f"must be a positive integer, got {chunk_size!r}")
         require(threads is None or (isinstance(threads, int) and threads >= 1), "threads",
                 f"must be a positive integer or None, got {threads!r}")
         params = dict(module.named_parameters())
@@ -198,7 +175,8 @@ class ComplexityProblem:
         x, y = check_data(train_data, "train_data")
         self.train = (x.to(self.device), y.to(self.device))
         self.test = None if test_data is None else tuple(t.to(self.device) for t in check_data(test_data, "test_data"))
-        self.one_sided, self.objective, self.chunk_size, self.early_exit = one_sided, objective, chunk_size, early_exit
+        self.one_sided, self.objective = one_sided, objective
+        self.meter = LossMeter(module, loss_fn, chunk_size, early_exit)
         require(compress_threads is None or (isinstance(compress_threads, int) and compress_threads >= 1),
                 "compress_threads", f"must be a positive integer or None, got {compress_threads!r}")
         self.threads, self.background = threads, background
@@ -240,47 +218,10 @@ class ComplexityProblem:
         finally:
             self.timings[what] += time.perf_counter() - start
 
-    @torch.no_grad()
     def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf,
-                          on_continue=None):
-        """(mean loss, accuracy, exact) of `weights` on `data`, stopping once the loss provably exceeds `limit`.
-
-        on_continue: called once, before the second chunk, when the first has not ruled the point out.
-        """
-        x, y = data
-        was_training = self.module.training
-        self.module.eval()
-        total, correct = 0.0, 0
-        try:
-            for index, (start, stop) in enumerate(self.chunks(len(x), limit)):
-                if index == 1 and on_continue is not None:
-                    on_continue()
-                xb, yb = x[start:stop], y[start:stop]
-                outputs = functional_call(self.module, weights, (xb,))
-                loss = self.loss_fn(outputs, yb)
-                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                    raise GrokError("loss_fn", "must return a scalar mean loss (like F.cross_entropy)")
-                total += float(loss) * len(yb)
-                hits = _correct(outputs, yb)
-                correct = None if hits is None or correct is None else correct + hits
-                if not math.isfinite(total):
-                    return math.inf, math.nan, True  # a NaN/inf loss violates every bound
-                if self.early_exit and total / len(x) > limit:
-                    return total / len(x), math.nan, False
-        finally:
-            self.module.train(was_training)
-        return total / len(x), math.nan if correct is None else correct / len(x), True
-
-    def chunks(self, n: int, limit: float) -> list[tuple[int, int]]:
-        """(start, stop) of the loss's chunks: chunk_size examples each, except that a bounded evaluation
-        with early exit starts with a quarter of the set. A coarse-graining that breaks the network has a
-        loss near log(vocab) = 4.7, far above L(theta) + eps (~1), so a quarter usually proves it
-        infeasible (17 of the 20 infeasible points of the benchmark search) for a quarter of a forward;
-        a feasible point pays one extra, smaller forward.
-        """
-        first = min(self.chunk_size, -(-n // 4)) if self.early_exit and math.isfinite(limit) else self.chunk_size
-        bounds = [0] + list(range(first, n, self.chunk_size)) + [n]
-        return list(zip(bounds[:-1], bounds[1:]))
+                          on_continue=None) -> tuple[float, float, bool]:
+        """(mean loss, accuracy, exact) of `weights` on `data` (grok_lib.distortion.LossMeter)."""
+        return self.meter.loss_and_accuracy(weights, data, limit, on_continue)
 
     def coarse_grain(self, ranks: tuple, delta: float, tau: float | None) -> CoarseGrained:
         key = (ranks, delta)
@@ -347,8 +288,14 @@ class ComplexityProblem:
             coarse = list(todo.values())
             with self.timed("loss"):
                 try:
-                    results = self.batched_losses([cg for _, cg in coarse], limit,
-                                                  [key for key in todo] if prefetch else None)
+                    keys_in_order = list(todo)
+
+                    def prefetch_active(active):
+                        for i in active:
+                            self.prefetch_size(keys_in_order[i], coarse[i][1])
+
+                    results = self.meter.batched([self.weights_on_device(cg) for _, cg in coarse], self.train, limit,
+                                                 prefetch_active if prefetch else None)
                 except (RuntimeError, NotImplementedError) as error:
                     # vmap's refusals (.item(), data-dependent control flow, an op without a batching rule)
                     # name vmap or batching; any other error is the module's own and propagates
@@ -365,56 +312,6 @@ class ComplexityProblem:
                 if key in self.pending and not self.feasible(evaluation, eps):
                     self.pending.pop(key).cancel()
         return [self.evaluations[key] for key in keys]
-
-    @torch.no_grad()
-    def batched_losses(self, coarse: list[CoarseGrained], limit: float, prefetch_keys=None) -> list[tuple]:
-        """(mean loss, accuracy, exact) of each coarse-graining on the training set, as loss_and_accuracy,
-        in one vmap'd forward per chunk over the points not yet ruled out."""
-        x, y = self.train
-        n = len(x)
-        weights = [{k: v.to(self.device) for k, v in cg.weights().items()} for cg in coarse]
-        stacked = {name: torch.stack([w[name] for w in weights]) for name in weights[0]}
-
-        def one(point_weights, xb, yb):
-            outputs = functional_call(self.module, point_weights, (xb,))
-            loss = self.loss_fn(outputs, yb)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise GrokError("loss_fn", "must return a scalar mean loss (like F.cross_entropy)")
-            classifier = outputs.ndim == 2 and yb.ndim == 1 and not yb.is_floating_point()
-            hits = (outputs.argmax(-1) == yb).sum() if classifier else torch.zeros((), dtype=torch.long)
-            return loss.reshape(()), hits, torch.tensor(classifier)
-
-        batched = torch.func.vmap(one, in_dims=(0, None, None))
-        totals, correct = [0.0] * len(coarse), [0] * len(coarse)
-        classifier = True
-        out: list[tuple | None] = [None] * len(coarse)
-        active = list(range(len(coarse)))
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            for index, (start, stop) in enumerate(self.chunks(n, limit)):
-                if index == 1 and prefetch_keys is not None:
-                    for i in active:
-                        self.prefetch_size(prefetch_keys[i], coarse[i])
-                rows = torch.tensor(active, device=self.device)
-                losses, hits, is_classifier = batched({k: v.index_select(0, rows) for k, v in stacked.items()},
-                                                      x[start:stop], y[start:stop])
-                classifier = bool(is_classifier.all())
-                for i, loss, hit in zip(active, losses.tolist(), hits.tolist()):
-                    totals[i] += loss * (stop - start)
-                    correct[i] += hit
-                    if not math.isfinite(totals[i]):
-                        out[i] = (math.inf, math.nan, True)
-                    elif self.early_exit and totals[i] / n > limit:
-                        out[i] = (totals[i] / n, math.nan, False)
-                active = [i for i in active if out[i] is None]
-                if not active:
-                    break
-        finally:
-            self.module.train(was_training)
-        for i in active:
-            out[i] = (totals[i] / n, correct[i] / n if classifier else math.nan, True)
-        return out
 
     def objective_size(self, cg: CoarseGrained) -> int:
         """Bytes of `cg` under the objective coder: "paper", the paper's coder; "symbols", the bzip2 branch
