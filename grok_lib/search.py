@@ -84,7 +84,8 @@ class BayesConfig:
                 f"must be an integer >= 0, got {self.gp_restarts!r}")
         require(isinstance(self.n_trees, int) and self.n_trees >= 1, "n_trees",
                 f"must be a positive integer, got {self.n_trees!r}")
-        require(isinstance(self.batch, int) and self.batch >= 1, "batch", f"must be a positive integer, got {self.batch!r}")
+        require(isinstance(self.batch, int) and self.batch >= 1, "batch",
+                f"must be a positive integer, got {self.batch!r}")
         require(isinstance(self.n_candidates, int) and self.n_candidates >= 1, "n_candidates",
                 f"must be a positive integer, got {self.n_candidates!r}")
         for tau, delta in self.probes:
@@ -181,7 +182,8 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
         points = initial + [(float(tau), float(delta)) for tau, delta in randoms]
         evaluations = problem.evaluate_many(points, eps, prefetch=True)
         ys = [objective(evaluation) for evaluation in evaluations]
-        told = [[1.0 if tau is None else _clip(tau, TAU_BOUNDS), _clip(delta, DELTA_BOUNDS)] for tau, delta in initial]
+        told = [[1.0 if tau is None else _clip(tau, TAU_BOUNDS), _clip(delta, DELTA_BOUNDS)]
+                for tau, delta in initial]
         with problem.timed("optimizer"):
             optimizer.tell(told + [list(x) for x in randoms], ys)
         evaluated = len(points)
