@@ -148,11 +148,12 @@ def batched_losses(args, model, split) -> None:
     for _ in range(3):
         for vectorize in (False, True):
             problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), vectorize=vectorize)
-            start = time.perf_counter()
-            evaluations = problem.evaluate_many(points, args.eps)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            seconds[vectorize].append(time.perf_counter() - start)
+            with problem.limited_threads():  # one thread, as inside the searches
+                start = time.perf_counter()
+                evaluations = problem.evaluate_many(points, args.eps)
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
+                seconds[vectorize].append(time.perf_counter() - start)
             losses[vectorize] = [e.train_loss for e in evaluations]
     one, many = statistics.median(seconds[False]), statistics.median(seconds[True])
     worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(losses[False], losses[True]))

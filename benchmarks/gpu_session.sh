@@ -3,7 +3,7 @@
 #
 # Here, once (scikit-optimize and pyaml are the only dependencies the device image lacks):
 #     echo /.whl/ >> .git/info/exclude
-#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #         --platform manylinux2014_x86_64 -d .whl scikit-optimize==0.10.2 pyaml
 # Then the device tool's run, with carry [".whl"]:
 #     bash benchmarks/gpu_session.sh
@@ -16,8 +16,9 @@ set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}  # the device image's python3 holds torch; elsewhere e.g. PYTHON=.venv/bin/python
 if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || exit 1
     export PYTHONPATH=/tmp/site:$PWD
 fi
@@ -25,12 +26,12 @@ DEVICE=${DEVICE:-cuda}
 WORKERS=${WORKERS:-$(nproc)}
 {
     date -u; nvidia-smi -L 2>&1; nproc
-    python3 -c "import torch, sklearn, skopt; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'sklearn', sklearn.__version__, 'skopt', skopt.__version__)"
+    "$PY" -c "import torch, sklearn, skopt; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'sklearn', sklearn.__version__, 'skopt', skopt.__version__)"
 } > "$OUT/env.txt" 2>&1
-timeout 150 python3 -m pytest -q -p no:cacheprovider -rs tests/test_ensemble.py tests/test_spectral.py \
+timeout 150 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_ensemble.py tests/test_spectral.py \
     tests/test_complexity.py tests/test_surrogate.py > "$OUT/tests.txt" 2>&1
-timeout 180 python3 benchmarks/bench_training.py --device "$DEVICE" --ensemble 1 8 72 --spectral-ensemble 1 8 72 \
+timeout 180 "$PY" benchmarks/bench_training.py --device "$DEVICE" --ensemble 1 8 72 --spectral-ensemble 1 8 72 \
     > "$OUT/bench_training.txt" 2>&1
-timeout 220 python3 benchmarks/bench_complexity.py --device "$DEVICE" --store /tmp/grok-bench-runs --repeat 2 \
+timeout 220 "$PY" benchmarks/bench_complexity.py --device "$DEVICE" --store /tmp/grok-bench-runs --repeat 2 \
     --batch 8 --batched-losses --throughput "$WORKERS" --workers "$WORKERS" > "$OUT/bench_complexity.txt" 2>&1
 tail -n 3 "$OUT"/*.txt
