@@ -257,10 +257,13 @@ class ComplexityProblem:
         with self.timed("loss"):
             loss, acc, exact = self.loss_and_accuracy(
                 weights, self.train, limit, on_continue=(lambda: self.prefetch_size(key, cg)) if prefetch else None)
-        evaluation = Evaluation(tau, float(delta), ranks, loss, acc, exact)
-        self.evaluations[key] = evaluation
-        if key in self.pending and not self.feasible(evaluation, eps):
-            self.pending.pop(key).cancel()  # a no-op once it has started; its answer is dropped either way
+        return self._record(Evaluation(tau, float(delta), ranks, loss, acc, exact), eps)
+
+    def _record(self, evaluation: Evaluation, eps: float) -> Evaluation:
+        """Keep an evaluation; drop the background compression of a point that missed the bound."""
+        self.evaluations[evaluation.key] = evaluation
+        if evaluation.key in self.pending and not self.feasible(evaluation, eps):
+            self.pending.pop(evaluation.key).cancel()  # a no-op once it has started; its answer is dropped
         return evaluation
 
     def evaluate_many(self, points, eps: float, prefetch: bool = False) -> list[Evaluation]:
@@ -286,17 +289,16 @@ class ComplexityProblem:
                 with self.timed("coarse_grain"):
                     todo[key] = (tau, self.grainer.with_ranks(key[0], key[1], tau))
         if todo:
-            coarse = list(todo.values())
+            keys_in_order, coarse = list(todo), [cg for _, cg in todo.values()]
+            weight_sets = [self.weights_on_device(cg) for cg in coarse]
+
+            def prefetch_active(active):
+                for i in active:
+                    self.prefetch_size(keys_in_order[i], coarse[i])
+
             with self.timed("loss"):
                 try:
-                    keys_in_order = list(todo)
-
-                    def prefetch_active(active):
-                        for i in active:
-                            self.prefetch_size(keys_in_order[i], coarse[i][1])
-
-                    results = self.meter.batched([self.weights_on_device(cg) for _, cg in coarse], self.train, limit,
-                                                 prefetch_active if prefetch else None)
+                    results = self.meter.batched(weight_sets, self.train, limit, prefetch_active if prefetch else None)
                 except (RuntimeError, NotImplementedError) as error:
                     # vmap's refusals (.item(), data-dependent control flow, an op without a batching rule)
                     # name vmap or batching; any other error is the module's own and propagates
@@ -308,10 +310,7 @@ class ComplexityProblem:
                         self._warned_vmap = True
                     return [self.evaluate(tau, delta, eps, prefetch) for tau, delta in points]
             for (key, (tau, _)), (loss, acc, exact) in zip(todo.items(), results):
-                evaluation = Evaluation(tau, key[1], key[0], loss, acc, exact)
-                self.evaluations[key] = evaluation
-                if key in self.pending and not self.feasible(evaluation, eps):
-                    self.pending.pop(key).cancel()
+                self._record(Evaluation(tau, key[1], key[0], loss, acc, exact), eps)
         return [self.evaluations[key] for key in keys]
 
     def objective_size(self, cg: CoarseGrained) -> int:

@@ -11,8 +11,8 @@
   3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py),
   fit and queried through `grok_lib.surrogate` (FastGP: the same likelihood and predictions in lean
   numpy, one prediction shared by gp_hedge's three acquisition functions; ArraySpace: the same
-  candidates sampled by numpy; together 2-3x less optimizer time in the benchmark, the same search); starting each
-  kernel fit from the last one's optimum saved nothing measurable and was dropped. An
+  candidates sampled by numpy; together 2-3x less optimizer time in the benchmark, the same search);
+  starting each kernel fit from the last one's optimum saved nothing measurable and was dropped. An
   extra-trees forest ("ET", 16 trees) takes a tenth of the GP's time but found an 11 % larger size on the
   benchmark checkpoint, so it is the fast option, not the default. The code's tau range is [0, 1];
   every tau <= sigma_bar_1 gives k = 1, and sigma_bar_1 >= 1/min(m, n) > 1e-3 for every matrix smaller
