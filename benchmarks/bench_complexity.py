@@ -1,6 +1,6 @@
 """Seconds per checkpoint of Algorithm 1 (default budget) on the paper-size 1-layer model, side by side.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --batch 4 --throughput 6
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_complexity.py --repeat 3 --alg1-throughput 6 --throughput 6
     python benchmarks/bench_complexity.py --device cuda --batch 8 --batched-losses --throughput 16 --workers 16
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
@@ -25,7 +25,11 @@ grok_lib.train.train into --store (reused when already there); its last checkpoi
    the optimizer's own ask/tell time, and prints the result, which must be the same on every path.
 2. Batched losses (--batched-losses): ComplexityProblem.evaluate_many on 16 (tau, Delta) points, in one
    vmap'd forward per chunk vs one point at a time, and the largest relative difference of the losses.
-3. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
+3. Algorithm 1 throughput (--alg1-throughput K): Algorithm 1 alone, as in 1., on the run's last K
+   checkpoints, in 1 worker process and then in --workers processes side by side (each process: one torch
+   thread, its own compression threads): seconds per checkpoint of each (wall time of the whole pool over
+   K, process start-up included), their ratio, and whether both gave the same sizes.
+4. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
    Algorithm 1 seeded with it, both coders, as along training) on the run's last K checkpoints, copied to
    a temporary run, with 1 worker process and then --workers (default 2): seconds per checkpoint of each,
    and their ratio.
@@ -37,6 +41,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -161,6 +167,31 @@ def batched_losses(args, model, split) -> None:
           f"(one / vmap'd {one / many:.2f}x); largest relative difference {worst:.1e}", flush=True)
 
 
+def _algorithm_1_job(store: str, config: RunConfig, epoch: int, eps: float, estimator: str) -> int:
+    """One checkpoint's Algorithm 1 (default budget) in a worker process: its paper bytes."""
+    model = RunStore(Path(store)).run(config).load_model(epoch)
+    split = make_split(config.op, config.p, config.train_frac, config.seed)
+    problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), (split.test_x, split.test_y))
+    return bayesian_complexity(problem, eps, BayesConfig(estimator=estimator)).paper_bytes
+
+
+def algorithm_1_throughput(args, run: Run, k: int) -> None:
+    epochs = run.checkpoint_epochs()[-k:]
+    per_checkpoint, sizes = {}, {}
+    for workers in (1, args.workers):
+        start = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            sizes[workers] = list(pool.map(_algorithm_1_job, [str(args.store)] * k, [run.config] * k, epochs,
+                                           [args.eps] * k, [args.estimator] * k))
+        per_checkpoint[workers] = (time.perf_counter() - start) / k
+        print(f"Algorithm 1 on {k} checkpoints (epochs {epochs[0]}-{epochs[-1]}), eps {args.eps}, {workers} "
+              f"worker process(es): {per_checkpoint[workers]:.2f} s per checkpoint; paper kB "
+              f"{[round(b / 1e3, 1) for b in sizes[workers]]}", flush=True)
+    print(f"Algorithm 1 throughput workers {args.workers} / workers 1: "
+          f"{per_checkpoint[1] / per_checkpoint[args.workers]:.2f}x; sizes "
+          f"{'identical' if sizes[1] == sizes[args.workers] else 'DIFFER'}", flush=True)
+
+
 def throughput(args, run: Run, k: int) -> None:
     epochs = run.checkpoint_epochs()[-k:]
     settings = TrackingSettings(eps=(args.eps,), bayes=BayesConfig(estimator=args.estimator))
@@ -195,6 +226,8 @@ def main():
                         help="also time Algorithm 1 with BayesConfig(batch=K) (repeatable; a different search)")
     parser.add_argument("--throughput", type=int, default=0, metavar="K",
                         help="also track the last K checkpoints with 1 and 2 worker processes")
+    parser.add_argument("--alg1-throughput", type=int, default=0, metavar="K",
+                        help="also run Algorithm 1 alone on the last K checkpoints in 1 and --workers processes")
     parser.add_argument("--workers", type=int, default=2, help="worker processes compared with one (default 2)")
     parser.add_argument("--batched-losses", action="store_true",
                         help="also time 16 points' losses evaluated in one vmap'd forward vs one at a time")
@@ -215,6 +248,8 @@ def main():
         latency(args, model, split)
     if args.batched_losses:
         batched_losses(args, model, split)
+    if args.alg1_throughput:
+        algorithm_1_throughput(args, run, args.alg1_throughput)
     if args.throughput:
         throughput(args, run, args.throughput)
 

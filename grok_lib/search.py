@@ -22,7 +22,15 @@
 The probes, extra and random points are evaluated before the surrogate sees any of them (their
 compressions run in the background behind the next losses); guided points come one at a time
 (`BayesConfig.batch = 1`, the paper's sequential search) or k at a time (skopt's constant liar, evaluated
-together and compressed side by side; for a GPU and many cores).
+together and compressed side by side; for a GPU and many cores). Each guided point's exact size is on the
+sequential search's critical path (the surrogate needs it before the next proposal; ~65 ms of level-9 bz2
+per feasible point on the benchmark checkpoint, over half of Algorithm 1's wall time on 2 cores). A
+pipelined variant that proposed the next point while the last one compressed (the pending value told as a
+lie, then corrected: lag 1) took 3.15 s instead of 4.86 s (medians) but found 5.7 % larger sizes
+(constant liar, min; 8.9 % with the GP's own prediction as the lie) over 32 paired searches (4 checkpoints
+x 2 eps x 4 seeds, larger in 22; benchmarks/compare_pipelined_search.py), so it is not offered;
+several searches side by side (a process per checkpoint, track_complexity's `workers`) use more cores at
+no cost in size.
 
 Algorithm 1 accepts extra initial points (tau = None: quantization only); they are evaluated exactly as
 given and told to the optimizer clipped into its box. Its answer is the smallest compressed point that
@@ -185,7 +193,7 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
         told = [[1.0 if tau is None else _clip(tau, TAU_BOUNDS), _clip(delta, DELTA_BOUNDS)]
                 for tau, delta in initial]
         with problem.timed("optimizer"):
-            optimizer.tell(told + [list(x) for x in randoms], ys)
+            optimizer.tell(told + [list(x) for x in randoms], ys, fit=config.n_guided > 0)
         evaluated = len(points)
         remaining = config.n_guided
         while remaining > 0:
@@ -195,13 +203,14 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
                 xs = [optimizer.ask()] if k == 1 else optimizer.ask(n_points=k, strategy="cl_min")
             evaluations = problem.evaluate_many([(float(tau), float(delta)) for tau, delta in xs], eps, prefetch=True)
             ys = [objective(evaluation) for evaluation in evaluations]
-            with problem.timed("optimizer"):
-                if k == 1:
-                    optimizer.tell(list(xs[0]), ys[0])
-                else:
-                    optimizer.tell([list(x) for x in xs], ys)
-            evaluated += k
             remaining -= k
+            with problem.timed("optimizer"):
+                # the last tell's surrogate would propose nothing more: record the values without a fit
+                if k == 1:
+                    optimizer.tell(list(xs[0]), ys[0], fit=remaining > 0)
+                else:
+                    optimizer.tell([list(x) for x in xs], ys, fit=remaining > 0)
+            evaluated += k
     best = problem.smallest_feasible(eps)
     if best is None:
         fallback = quantization_complexity(problem, eps)

@@ -239,6 +239,28 @@ def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
         ComplexityProblem(net, F.cross_entropy, train, compress_threads=0)
 
 
+def test_the_surrogate_is_fit_once_per_guided_proposal(trained, monkeypatch):
+    """One fit before each guided point and none after the last (it would propose nothing); with no guided
+    points, none at all. The answer is the same search's either way."""
+    import grok_lib.search as search
+    net, train, _ = trained
+    fits = []
+
+    class CountingGP(search.FastGP):
+        def fit(self, X, y):
+            fits.append(len(y))
+            return super().fit(X, y)
+
+    monkeypatch.setattr(search, "FastGP", CountingGP)
+    bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train), 0.2,
+                        BayesConfig(n_random=3, n_guided=4, estimator="GP"))
+    assert fits == [5, 6, 7, 8]  # 2 probes + 3 random, then after guided points 1-3
+    fits.clear()
+    bayesian_complexity(ComplexityProblem(net, F.cross_entropy, train), 0.2,
+                        BayesConfig(n_random=3, n_guided=0, estimator="GP"))
+    assert fits == []
+
+
 def test_a_low_rank_network_is_stored_as_factors():
     torch.manual_seed(0)
     net = nn.Linear(40, 40)
