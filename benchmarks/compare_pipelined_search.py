@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch.nn.functional as F
-from skopt import Optimizer
 
 import grok_lib.search as S
 from grok_lib.complexity import ComplexityProblem
@@ -38,11 +37,7 @@ def pipelined_complexity(problem, eps, lie, config=S.BayesConfig(), seed=0):
     """bayesian_complexity's search with lag-1 proposals (the prototype measured, not a library path)."""
     with problem.limited_threads(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        optimizer = Optimizer(S._space(), base_estimator=S._surrogate(config, seed),
-                              n_initial_points=len(config.probes) + config.n_random, initial_point_generator="random",
-                              acq_optimizer="sampling", acq_optimizer_kwargs={"n_points": config.n_candidates},
-                              random_state=seed)
-        optimizer.space = S.ArraySpace(optimizer.space.dimensions)
+        optimizer = S._optimizer(config, seed, n_initial=len(config.probes) + config.n_random)
 
         def objective(evaluation):
             return float(problem.size(evaluation)) if problem.feasible(evaluation, eps) else float(problem.penalty)

@@ -150,6 +150,16 @@ def _space() -> list:
     return [Real(*TAU_BOUNDS, name="tau"), Real(*DELTA_BOUNDS, prior="log-uniform", name="delta")]
 
 
+def _optimizer(config: BayesConfig, seed: int, n_initial: int) -> Optimizer:
+    """skopt's Optimizer over (tau, Delta): n_initial random-phase points, then the surrogate's proposals."""
+    optimizer = Optimizer(
+        _space(), base_estimator=_surrogate(config, seed), n_initial_points=n_initial,
+        initial_point_generator="random", acq_optimizer="sampling",
+        acq_optimizer_kwargs={"n_points": config.n_candidates}, random_state=seed)
+    optimizer.space = ArraySpace(optimizer.space.dimensions)  # the same candidates, sampled by numpy
+    return optimizer
+
+
 def _clip(value: float, bounds: tuple[float, float]) -> float:
     return min(max(value, bounds[0]), bounds[1])
 
@@ -170,11 +180,7 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
     check_eps(eps)
     require(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
     initial = list(config.probes) + list(extra_points)
-    optimizer = Optimizer(
-        _space(), base_estimator=_surrogate(config, seed), n_initial_points=len(initial) + config.n_random,
-        initial_point_generator="random", acq_optimizer="sampling",
-        acq_optimizer_kwargs={"n_points": config.n_candidates}, random_state=seed)
-    optimizer.space = ArraySpace(optimizer.space.dimensions)  # the same candidates, sampled by numpy
+    optimizer = _optimizer(config, seed, n_initial=len(initial) + config.n_random)
 
     def objective(evaluation) -> float:
         return float(problem.size(evaluation)) if problem.feasible(evaluation, eps) else float(problem.penalty)
