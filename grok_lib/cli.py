@@ -33,6 +33,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--d-model", type=int, default=128, help="residual width (default 128)")
     g.add_argument("--n-heads", type=int, default=4, help="attention heads (default 4)")
     g.add_argument("--d-mlp", type=int, default=512, help="MLP width (default 512)")
+    g.add_argument("--init", default="authors", help="initialisation: authors (Flax's defaults, as the authors' "
+                   "code; default) or torch (torch's module defaults)")
+    g.add_argument("--gelu", default="tanh", help="GELU form: tanh (the authors' Flax default) or exact")
+    g.add_argument("--ln-eps", type=float, default=1e-6, help="LayerNorm epsilon (default 1e-6, Flax's)")
 
 
 def _config_from(args, **overrides) -> RunConfig:
@@ -40,7 +44,7 @@ def _config_from(args, **overrides) -> RunConfig:
     fields = dict(op=args.op, regime=args.regime, seed=args.seed, epochs=args.epochs, p=args.p,
                   train_frac=args.train_frac, lr=args.lr, weight_decay=args.weight_decay, noise=args.noise,
                   beta=args.beta, batch_size=args.batch_size, n_layers=args.n_layers, d_model=args.d_model,
-                  n_heads=args.n_heads, d_mlp=args.d_mlp)
+                  n_heads=args.n_heads, d_mlp=args.d_mlp, init=args.init, gelu=args.gelu, ln_eps=args.ln_eps)
     return RunConfig(**{**fields, **overrides})
 
 

@@ -123,14 +123,16 @@ class ComplexityResult:
 
 
 def weight_summary(module: torch.nn.Module) -> dict[str, float]:
-    """The uncoarse-grained measures beside complexity: naive bzip2 size (Fig. 9), L2 norm, effective rank
-    (Fig. 8, mean exp(H_svd) over >= 2-D parameters; NaN without any), reusing the training-time code."""
+    """The uncoarse-grained measures beside complexity: naive bzip2 size (Fig. 9), L2 norm and the two
+    effective ranks of `spectral_summary` (Fig. 8; NaN without any matrix), reusing the training-time code."""
     params = {k: v.detach() for k, v in module.named_parameters()}
     require(len(params) > 0, "module", "has no parameters")
     naive = naive_size(params)
     has_matrices = any(p.ndim >= 2 for p in params.values())
+    spectral = spectral_summary(params) if has_matrices else {}
     return dict(naive_bytes=naive, naive_bits=8 * naive, l2_norm=l2_norm(params),
-                effective_rank=spectral_summary(params)["effective_rank"] if has_matrices else math.nan)
+                effective_rank=spectral.get("effective_rank", math.nan),
+                effective_rank_mean=spectral.get("effective_rank_mean", math.nan))
 
 
 _COMPRESSORS: dict[int, ThreadPoolExecutor] = {}
@@ -340,14 +342,17 @@ class ComplexityProblem:
                     self.sizes[key] = self.objective_size(cg)
         return self.sizes[key]
 
-    def smallest_feasible(self, eps: float) -> Evaluation | None:
-        """The smallest already-compressed point that meets the bound at eps (first found wins ties).
+    def smallest_feasible(self, eps: float, keys=None) -> Evaluation | None:
+        """The smallest already-compressed point that meets the bound at eps (first found wins ties),
+        among `keys` (evaluation keys, e.g. one search's own points) or every point of the problem.
 
         Every compressed point met some bound; a point meeting the bound at eps meets it at any larger
-        eps, so this is non-increasing in eps over one problem's history: the curves are monotone.
+        eps, so over all points this is non-increasing in eps: the pooled curves are monotone.
         """
         best = None
         for key, size in self.sizes.items():
+            if keys is not None and key not in keys:
+                continue
             evaluation = self.evaluations[key]
             if self.feasible(evaluation, eps) and (best is None or size < self.sizes[best.key]):
                 best = evaluation

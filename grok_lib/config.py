@@ -13,7 +13,9 @@ from .model import TransformerConfig
 
 # Regime presets (paper Sec. 5 and Table 1): weight decay, weight-noise std delta, spectral beta.
 REGIMES = ("none", "wd", "ours")
-PAPER_NOISE = {"add": 1e-2, "mul": 1e-2, "sub": 1e-3, "div": 1e-3, "sq_sum": 1e-2, "quad": 1e-2}
+# The paper's Table 1 gives delta for + x (1e-2) and - / (1e-3); the two extra ops exist only in the authors'
+# code, which gives every op but + and x 1e-3.
+PAPER_NOISE = {"add": 1e-2, "mul": 1e-2, "sub": 1e-3, "div": 1e-3, "sq_sum": 1e-3, "quad": 1e-3}
 PAPER_LAYERS = {"add": 1, "mul": 1, "sub": 2, "div": 2, "sq_sum": 1, "quad": 1}
 
 
@@ -33,13 +35,16 @@ class StoredConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
 
+    # Fields added after runs were stored, with the value those older runs were trained with.
+    LEGACY: dict = {}
+
     @classmethod
     def from_dict(cls, data: dict):
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**data)
+        return cls(**{**cls.LEGACY, **data})
 
     def digest(self) -> str:
         """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests."""
@@ -65,6 +70,13 @@ class RunConfig(StoredConfig):
     d_model: int = 128
     n_heads: int = 4
     d_mlp: int = 512
+    # The paper does not say; the authors' code (Flax) decides: its initialisation, tanh GELU, LayerNorm eps
+    init: str = "authors"  # authors (Flax's defaults) | torch (torch's module defaults)
+    gelu: str = "tanh"  # tanh | exact
+    ln_eps: float = 1e-6
+
+    # config.json files written before these fields existed describe torch-default models
+    LEGACY = {"init": "torch", "gelu": "exact", "ln_eps": 1e-5}
 
     def __post_init__(self):
         check_op(self.op, self.p)
@@ -87,7 +99,8 @@ class RunConfig(StoredConfig):
 
     def model_config(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=self.p + 2, n_ctx=4, n_layers=self.n_layers,
-                                 d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp)
+                                 d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp,
+                                 init=self.init, gelu=self.gelu, ln_eps=self.ln_eps)
 
     def batch_size_for(self, n_train: int) -> int:
         return self.batch_size or max(1, min(512, n_train // 2))

@@ -11,6 +11,32 @@ from torch import nn
 
 from .errors import require
 
+INITS = ("authors", "torch")
+GELUS = ("tanh", "exact")
+# Flax's truncated normal draws from N(0, 1) cut at +-2 and rescales by this constant, the std of that
+# truncated distribution, so that the kept samples have exactly the requested variance.
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+@torch.no_grad()
+def init_authors(module: nn.Module) -> None:
+    """Flax's default initialisation, as the authors' model gets it (the paper does not state one).
+
+    nn.Embed: N(0, 1/features); nn.Dense: LeCun normal (truncated at 2 std, variance 1/fan_in), zero bias;
+    LayerNorm: scale 1, bias 0. Drawn from torch's global generator, in module order.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Embedding):
+            m.weight.normal_(0.0, m.embedding_dim ** -0.5)
+        elif isinstance(m, nn.Linear):
+            std = m.in_features ** -0.5 / TRUNCATED_NORMAL_STD
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -20,12 +46,19 @@ class TransformerConfig:
     d_model: int = 128
     n_heads: int = 4  # d_head = d_model / n_heads = 32
     d_mlp: int = 512
+    init: str = "authors"  # authors: Flax's defaults, as the authors' model; torch: torch's module defaults
+    gelu: str = "tanh"  # tanh: Flax's nn.gelu (the tanh approximation); exact: the erf form, torch's default
+    ln_eps: float = 1e-6  # Flax's LayerNorm epsilon; torch's default is 1e-5
 
     def __post_init__(self):
         for name in ("vocab_size", "n_ctx", "n_layers", "d_model", "n_heads", "d_mlp"):
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, name, f"must be a positive integer, got {value!r}")
         require(self.d_model % self.n_heads == 0, "n_heads", f"must divide d_model={self.d_model}")
+        require(self.init in INITS, "init", f"unknown initialisation {self.init!r}; allowed: {', '.join(INITS)}")
+        require(self.gelu in GELUS, "gelu", f"unknown GELU {self.gelu!r}; allowed: {', '.join(GELUS)}")
+        require(isinstance(self.ln_eps, float) and 0 < self.ln_eps < 1, "ln_eps",
+                f"must be a float in (0, 1), got {self.ln_eps!r}")
 
 
 class Attention(nn.Module):
@@ -64,10 +97,11 @@ class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.attn = Attention(cfg)
-        self.ln_attn = nn.LayerNorm(cfg.d_model)
+        self.ln_attn = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
         self.mlp_in = nn.Linear(cfg.d_model, cfg.d_mlp)
         self.mlp_out = nn.Linear(cfg.d_mlp, cfg.d_model)
-        self.ln_mlp = nn.LayerNorm(cfg.d_model)
+        self.ln_mlp = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
+        self.gelu_approximate = "tanh" if cfg.gelu == "tanh" else "none"
 
     def forward(self, x, last_only: bool = False):
         return self.finish(x[:, -1:] if last_only else x, self.attn(x, last_only))
@@ -75,7 +109,7 @@ class Block(nn.Module):
     def finish(self, residual, attended):
         """The block after attention: the two residual sums, LayerNorms and the MLP."""
         x = self.ln_attn(residual + attended)
-        return self.ln_mlp(x + self.mlp_out(F.gelu(self.mlp_in(x))))
+        return self.ln_mlp(x + self.mlp_out(F.gelu(self.mlp_in(x), approximate=self.gelu_approximate)))
 
 
 class Transformer(nn.Module):
@@ -88,6 +122,8 @@ class Transformer(nn.Module):
         self.pos = nn.Embedding(cfg.n_ctx, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
+        if cfg.init == "authors":
+            init_authors(self)
 
     def forward(self, tokens):  # tokens: (B, T) long -> logits (B, vocab)
         # Only the last position is read, so the last block needs its query, residual and MLP there

@@ -50,15 +50,22 @@ def add_weight_noise(params: dict[str, torch.Tensor], std: float, generator: tor
 
 
 def spectral_summary(params: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Per-matrix spectral entropy and effective rank, plus their means; logged during training."""
+    """Per-matrix spectral entropy and effective rank, and two network-wide effective ranks (Fig. 8).
+
+    effective_rank: the authors' code's number, sum over matrices of exp(H_svd) x (its parameter count),
+    divided by the parameter count of the whole network (1-D parameters included, contributing zero);
+    effective_rank_mean: the unweighted mean of exp(H_svd) over the matrices. spectral_entropy: mean H_svd.
+    """
     out: dict[str, float] = {}
-    entropies = []
+    entropies, weighted = [], 0.0
     with torch.no_grad():
         for name, m in weight_matrices(params).items():
             h = float(spectral_entropy(m.float()))
             entropies.append(h)
+            weighted += math.exp(h) * m.numel()
             out[f"entropy/{name}"] = h
             out[f"erank/{name}"] = math.exp(h)
     out["spectral_entropy"] = sum(entropies) / len(entropies)
-    out["effective_rank"] = sum(math.exp(h) for h in entropies) / len(entropies)
+    out["effective_rank"] = weighted / sum(p.numel() for p in params.values())
+    out["effective_rank_mean"] = sum(math.exp(h) for h in entropies) / len(entropies)
     return out

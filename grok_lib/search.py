@@ -1,42 +1,25 @@
 """Algorithms 1 and 2: search coarse-grainings for the smallest description that meets the eps-bound.
 
-* Algorithm 2 (`quantization_complexity`): quantization only; bisection for the largest Delta meeting the
-  bound, as the authors' code does it (50 iterations, Delta in (1e-12, 2 max|theta|), stop when the
-  interval is narrower than 1e-12); complexity = compressed size of Q(theta, Delta).
-* Algorithm 1 (`bayesian_complexity`): Bayesian optimization (scikit-optimize `Optimizer`) over tau
-  (linear, [1e-3, 1]) and Delta (log-scale, [1e-3, 1]); the objective is the compressed size (the paper's
-  coder by default) and a point violating the bound gets a penalty (the raw float32 size). Default budget
-  as the code: 2 probes (Delta = 1e-3, tau = 1) and (Delta normalised 0.1 = 10^-2.7, tau = 0.98), then 10
-  random and 50 guided points. The surrogate is skopt's GP, its kernel refit once per step (skopt's own
-  3 L-BFGS restarts cost more than all loss evaluations together in benchmarks/bench_complexity.py),
-  fit and queried through `grok_lib.surrogate` (FastGP: the same likelihood and predictions in lean
-  numpy, one prediction shared by gp_hedge's three acquisition functions; ArraySpace: the same
-  candidates sampled by numpy; together 2-3x less optimizer time in the benchmark, the same search);
-  starting each kernel fit from the last one's optimum saved nothing measurable and was dropped. An
-  extra-trees forest ("ET", 16 trees) takes a tenth of the GP's time but found an 11 % larger size on the
-  benchmark checkpoint, so it is the fast option, not the default. The code's tau range is [0, 1];
-  every tau <= sigma_bar_1 gives k = 1, and sigma_bar_1 >= 1/min(m, n) > 1e-3 for every matrix smaller
-  than 1000 on a side, so [1e-3, 1] is the same search without the rank-0 (deleted) matrices that Eq. 13
-  does not define.
+* Algorithm 2 (`quantization_complexity`): quantization only. As the paper's appendix writes it, a sweep
+  of Delta from small to large whose answer is the smallest compressed size among the points within eps,
+  starting from the unquantized weights (`method="sweep"`, default; the grid is `SWEEP_POINTS_PER_DECADE`
+  log-spaced points per decade from 1e-6 max|theta| to 2 max|theta|). Which Delta meet the bound is not
+  monotone in Delta, so the authors' code's bisection for "the largest Delta within eps" (50 steps in
+  (1e-12, 2 max|theta|)) can miss feasible, smaller points; it is `method="bisection"`.
+* Algorithm 1 (`bayesian_complexity`): Bayesian optimization (scikit-optimize) over tau (linear,
+  [1e-3, 1]) and Delta (log-scale, [1e-3, 1]) with the code's budget: 2 probes, 10 random and 50 guided
+  points; a point violating the bound gets a penalty (the raw float32 size). Its answer is the smallest of
+  its own points that meet the bound, as the paper's pseudocode returns (`pooled=False`); `pooled=True`
+  returns the smallest of every point the problem has measured (Algorithm 2's sweep and the searches at
+  other eps included): never worse than Algorithm 2 and non-increasing in eps by construction.
+  The surrogate is skopt's GP (refit once per step, through the lean `grok_lib.surrogate`), or a forest.
+  The code's tau range is [0, 1]; every tau <= sigma_bar_1 gives k = 1 and sigma_bar_1 >= 1/min(m, n),
+  so [1e-3, 1] is the same search without the rank-0 (deleted) matrices that Eq. 13 does not define.
 
-The probes, extra and random points are evaluated before the surrogate sees any of them (their
-compressions run in the background behind the next losses); guided points come one at a time
-(`BayesConfig.batch = 1`, the paper's sequential search) or k at a time (skopt's constant liar, evaluated
-together and compressed side by side; for a GPU and many cores). Each guided point's exact size is on the
-sequential search's critical path (the surrogate needs it before the next proposal; ~65 ms of level-9 bz2
-per feasible point on the benchmark checkpoint, over half of Algorithm 1's wall time on 2 cores). A
-pipelined variant that proposed the next point while the last one compressed (the pending value told as a
-lie, then corrected: lag 1) took 3.15 s instead of 4.86 s (medians) but found 5.7 % larger sizes
-(constant liar, min; 8.9 % with the GP's own prediction as the lie) over 32 paired searches (4 checkpoints
-x 2 eps x 4 seeds, larger in 22; benchmarks/compare_pipelined_search.py), so it is not offered;
-several searches side by side (a process per checkpoint, track_complexity's `workers`) use more cores at
-no cost in size.
-
-Algorithm 1 accepts extra initial points (tau = None: quantization only); they are evaluated exactly as
-given and told to the optimizer clipped into its box. Its answer is the smallest compressed point that
-meets the bound among every point the problem has compressed, so seeding it with Algorithm 2's point makes
-it never worse than Algorithm 2, and running eps in increasing order over one problem (`complexity_curve`)
-makes complexity non-increasing in eps by construction.
+The probes, extra and random points do not depend on any result and are evaluated before the surrogate
+sees them; guided points come one at a time (`BayesConfig.batch = 1`, the paper's sequential search) or
+k at a time (skopt's constant liar; for a GPU and many cores). Measured costs and the variants tried and
+rejected are in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -101,16 +84,64 @@ class BayesConfig:
             require(DELTA_BOUNDS[0] <= delta <= DELTA_BOUNDS[1], "probes", f"Delta {delta} outside {DELTA_BOUNDS}")
 
 
-def quantization_complexity(problem: ComplexityProblem, eps: float, iterations: int = 50,
-                            tolerance: float = 1e-12) -> ComplexityResult:
-    """Algorithm 2: the largest Delta (bisection) with |L(Q(theta, Delta)) - L(theta)| < eps; its size."""
-    with problem.limited_threads():
-        return _quantization_complexity(problem, eps, iterations, tolerance)
+ALGORITHM_2_METHODS = ("sweep", "bisection")
+SWEEP_POINTS_PER_DECADE = 8  # chosen by benchmarks/bench_algorithm2.py (see benchmarks/RESULTS.md)
+SWEEP_REFINE_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
+SWEEP_DECADES = 6  # the grid starts 6 decades below 2 max|theta|, where Q(theta, Delta) ~ the float32 weights
 
 
-def _quantization_complexity(problem: ComplexityProblem, eps: float, iterations: int,
-                             tolerance: float) -> ComplexityResult:
+def sweep_grid(max_abs: float, points_per_decade: int = SWEEP_POINTS_PER_DECADE) -> list[float]:
+    """Algorithm 2's bin sizes, small to large: log-spaced from 2e-6 max|theta| up to 2 max|theta|."""
+    require(isinstance(points_per_decade, int) and points_per_decade >= 1, "points_per_decade",
+            f"must be a positive integer, got {points_per_decade!r}")
+    top = 2 * max_abs if max_abs > 0 else 1.0
+    n = SWEEP_DECADES * points_per_decade
+    return [top * 10.0 ** ((i - n) / points_per_decade) for i in range(n + 1)]
+
+
+def quantization_complexity(problem: ComplexityProblem, eps: float, method: str = "sweep",
+                            points_per_decade: int = SWEEP_POINTS_PER_DECADE, refine: int = SWEEP_REFINE_STEPS,
+                            iterations: int = 50, tolerance: float = 1e-12) -> ComplexityResult:
+    """Algorithm 2: the smallest compressed Q(theta, Delta) with |L(Q(theta, Delta)) - L(theta)| < eps.
+
+    method "sweep" (the paper's appendix): every Delta of `sweep_grid` from small to large, after the
+    code's starting point 1e-12 (the float32 weights themselves: the paper's compress(params)); where a
+    feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge.
+    "bisection" (the authors' code): the largest Delta meeting the bound by `iterations` halvings of
+    (1e-12, 2 max|theta|), which assumes that feasibility is monotone in Delta (it is not).
+    """
+    require(method in ALGORITHM_2_METHODS, "method",
+            f"unknown Algorithm 2 method {method!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
+    require(isinstance(refine, int) and refine >= 0, "refine", f"must be an integer >= 0, got {refine!r}")
     check_eps(eps)
+    with problem.limited_threads():
+        if method == "bisection":
+            return _bisection(problem, eps, iterations, tolerance)
+        return _sweep(problem, eps, points_per_decade, refine)
+
+
+def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int) -> ComplexityResult:
+    grid = sweep_grid(problem.grainer.max_abs, points_per_decade)
+    evaluations = problem.evaluate_many([(None, d) for d in [1e-12] + grid], eps, prefetch=True)
+    feasible = [problem.feasible(e, eps) for e in evaluations[1:]]
+    for i in range(len(grid) - 1):
+        if feasible[i] and not feasible[i + 1]:  # an edge of a feasible run: find it in log Delta
+            low, high = grid[i], grid[i + 1]
+            for _ in range(refine):
+                middle = (low * high) ** 0.5
+                evaluation = problem.evaluate(None, middle, eps, prefetch=True)
+                evaluations.append(evaluation)
+                low, high = (middle, high) if problem.feasible(evaluation, eps) else (low, middle)
+    for evaluation in evaluations:
+        if problem.feasible(evaluation, eps):
+            problem.size(evaluation)
+    best = problem.smallest_feasible(eps, keys={e.key for e in evaluations})
+    require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "
+            "(is the loss deterministic?)")
+    return problem.result(best, eps, algorithm=2, n_evaluations=len(evaluations))
+
+
+def _bisection(problem: ComplexityProblem, eps: float, iterations: int, tolerance: float) -> ComplexityResult:
     require(isinstance(iterations, int) and iterations >= 1, "iterations",
             f"must be a positive integer, got {iterations!r}")
     low = 1e-12
@@ -131,7 +162,7 @@ def _quantization_complexity(problem: ComplexityProblem, eps: float, iterations:
         evaluated += 1
         require(problem.feasible(best, eps), "eps",
                 f"no quantization meets the bound {eps}, not even Delta = {low} (is the loss deterministic?)")
-    problem.size(best)  # joins the pool that Algorithm 1 chooses from
+    problem.size(best)  # joins the pool that a pooled Algorithm 1 chooses from
     return problem.result(best, eps, algorithm=2, n_evaluations=evaluated)
 
 
@@ -165,24 +196,28 @@ def _clip(value: float, bounds: tuple[float, float]) -> float:
 
 
 def bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesConfig = BayesConfig(),
-                        seed: int = 0, extra_points: tuple = ()) -> ComplexityResult:
+                        seed: int = 0, extra_points: tuple = (), pooled: bool = False) -> ComplexityResult:
     """Algorithm 1: Bayesian optimization of (tau, Delta) for the smallest size meeting the eps-bound.
 
-    `extra_points`: (tau or None, Delta) pairs evaluated before the random points, e.g. Algorithm 2's
-    (None, Delta). If no point of the whole problem meets the bound, Algorithm 2's answer is returned.
+    The answer is the smallest of the search's own points within eps (the paper's pseudocode), or with
+    `pooled` the smallest of every point the problem has compressed. `extra_points`: (tau or None, Delta)
+    pairs evaluated (and told to the surrogate) before the random points. If none of the points it may
+    choose from meets the bound, Algorithm 2's sweep is run and its answer returned.
     """
     with problem.limited_threads():
-        return _bayesian_complexity(problem, eps, config, seed, extra_points)
+        return _bayesian_complexity(problem, eps, config, seed, extra_points, pooled)
 
 
 def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesConfig, seed: int,
-                         extra_points: tuple) -> ComplexityResult:
+                         extra_points: tuple, pooled: bool) -> ComplexityResult:
     check_eps(eps)
     require(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
     initial = list(config.probes) + list(extra_points)
     optimizer = _optimizer(config, seed, n_initial=len(initial) + config.n_random)
+    own: set = set()
 
     def objective(evaluation) -> float:
+        own.add(evaluation.key)
         return float(problem.size(evaluation)) if problem.feasible(evaluation, eps) else float(problem.penalty)
 
     with warnings.catch_warnings():
@@ -217,50 +252,70 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
                 else:
                     optimizer.tell([list(x) for x in xs], ys, fit=remaining > 0)
             evaluated += k
-    best = problem.smallest_feasible(eps)
+    best = problem.smallest_feasible(eps, keys=None if pooled else own)
     if best is None:
         fallback = quantization_complexity(problem, eps)
-        best = problem.smallest_feasible(eps)
-        evaluated += fallback.n_evaluations
+        return problem.result(problem.evaluations[_key_of(fallback)], eps, algorithm=1,
+                              n_evaluations=evaluated + fallback.n_evaluations)
     return problem.result(best, eps, algorithm=1, n_evaluations=evaluated)
 
 
-def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: BayesConfig = BayesConfig(),
-                     seed: int = 0, with_algorithm_2: bool = True
-                     ) -> list[tuple[ComplexityResult, ComplexityResult | None]]:
-    """(Algorithm 1, Algorithm 2) results for each eps, in increasing eps; Algorithm 1 seeded with Algorithm 2.
+def _key_of(result: ComplexityResult) -> tuple:
+    return tuple(result.ranks.values()), result.delta
 
-    Over one problem the Algorithm 1 complexities are non-increasing in eps by construction (see module doc).
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Everything measured at one eps of a checkpoint's rate-distortion curve."""
+
+    algorithm_1: ComplexityResult  # the paper's: the smallest of its own search points
+    algorithm_1_pooled: ComplexityResult  # the smallest of every point measured on the checkpoint
+    algorithm_2: ComplexityResult | None
+
+
+def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: BayesConfig = BayesConfig(),
+                     seed: int = 0, with_algorithm_2: bool = True, algorithm_2_method: str = "sweep"
+                     ) -> list[CurvePoint]:
+    """Algorithm 2 and 1 at each eps (increasing), then each eps's pooled answer over every point measured.
+
+    The pooled complexities are non-increasing in eps and never above Algorithm 2's, by construction.
     """
     values = sorted(set(float(e) for e in eps_values))
     require(len(values) > 0, "eps", "give at least one distortion bound")
     for eps in values:
         check_eps(eps)
-    out = []
+    searched = []
     for eps in values:
-        alg2 = quantization_complexity(problem, eps) if with_algorithm_2 else None
-        extra = ((None, alg2.delta),) if alg2 is not None else ()
-        out.append((bayesian_complexity(problem, eps, config, seed, extra), alg2))
+        alg2 = quantization_complexity(problem, eps, algorithm_2_method) if with_algorithm_2 else None
+        searched.append((bayesian_complexity(problem, eps, config, seed), alg2))
+    out = []
+    for eps, (alg1, alg2) in zip(values, searched):
+        best = problem.smallest_feasible(eps)
+        pooled = alg1 if best.key == _key_of(alg1) else problem.result(best, eps, 1, alg1.n_evaluations)
+        out.append(CurvePoint(alg1, pooled, alg2))
     return out
 
 
 def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_data=None, algorithm: int = 1,
-                       config: BayesConfig = BayesConfig(), seed: int = 0, one_sided: bool = False,
-                       objective: str = "paper") -> ComplexityResult:
+                       pooled: bool = False, config: BayesConfig = BayesConfig(), seed: int = 0,
+                       one_sided: bool = False, objective: str = "paper",
+                       algorithm_2_method: str = "sweep") -> ComplexityResult:
     """Complexity of any nn.Module at distortion eps on the FULL training set (Algorithms 1 and 2).
 
     module: any torch.nn.Module; every parameter is coarse-grained (matrices, and >2-D tensors viewed as
     (shape[0], -1), may be low-rank factorized; others only quantized). Buffers are left as they are.
     loss_fn(outputs, targets): the MEAN loss over a batch, >= 0 per example (e.g. F.cross_entropy).
     train_data, test_data: (inputs, targets) tensor pairs; inputs go to module(inputs) in one call per chunk.
-    algorithm: 1 = Algorithm 1 seeded with Algorithm 2's point (never worse than 2); 2 = Algorithm 2.
+    algorithm: 1 = Algorithm 1 (Bayesian optimization of tau and Delta); 2 = Algorithm 2 (Delta only).
+    pooled: Algorithm 1's answer is the smallest of its points and Algorithm 2's (never worse than 2).
     objective: the coder Algorithm 1 minimizes, "paper" (the authors' bz2-of-pickle) or "symbols".
     """
     require(algorithm in (1, 2), "algorithm",
             f"must be 1 (Bayesian optimization) or 2 (quantization), got {algorithm!r}")
     check_eps(eps)
     problem = ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=one_sided, objective=objective)
-    alg2 = quantization_complexity(problem, eps)
-    if algorithm == 2:
-        return alg2
-    return bayesian_complexity(problem, eps, config, seed, extra_points=((None, alg2.delta),))
+    if algorithm == 2 or pooled:
+        alg2 = quantization_complexity(problem, eps, algorithm_2_method)
+        if algorithm == 2:
+            return alg2
+    return bayesian_complexity(problem, eps, config, seed, pooled=pooled)

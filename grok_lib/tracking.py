@@ -5,18 +5,20 @@ Files written next to metrics.csv::
     complexity.json   the TrackingSettings used (a later call with other settings is refused)
     complexity.csv    one row per (epoch, eps), columns:
         epoch, eps
-        Algorithm 1 (seeded with Algorithm 2's point): complexity_bytes / complexity_bits (paper coder),
+        Algorithm 1 (the paper's: the smallest of its own points): complexity_bytes / complexity_bits (paper coder),
           symbols_bytes / symbols_bits / symbols_codec, tau (NaN = no low-rank step), delta, ranks (JSON
           name -> factor rank or null), coarse_train_loss, coarse_train_acc, coarse_test_loss,
           coarse_test_acc, n_evaluations, bound / bound_symbols (Eq. 4, delta = 0.05, train 0-1 error of
           the coarse-grained net), description_length_bits / description_length_symbols_bits (Fig. 11)
-        Algorithm 2: alg2_bytes, alg2_bits, alg2_symbols_bytes, alg2_symbols_bits, alg2_delta,
+        Algorithm 1 pooled (the smallest of every point measured on the checkpoint): pooled_bytes,
+          pooled_bits, pooled_symbols_bytes, pooled_tau, pooled_delta, pooled_bound
+        Algorithm 2 (the sweep, or the code's bisection): alg2_bytes, alg2_bits, alg2_symbols_bytes, alg2_symbols_bits, alg2_delta,
           alg2_train_loss, alg2_train_acc, alg2_n_evaluations, alg2_bound
         per checkpoint: naive_bytes, naive_bits (Fig. 9), reference_train_loss, n_train, seconds
 
 The table is rewritten atomically after each checkpoint, so an interrupted pass resumes at the first
 checkpoint it had not finished and a second call on a finished run costs nothing. All eps of one
-checkpoint share one ComplexityProblem, so within a checkpoint Algorithm 1's complexity is non-increasing
+checkpoint share one ComplexityProblem, so within a checkpoint the pooled complexity is non-increasing
 in eps by construction (grok_lib.search). L2 norm and effective rank are already in metrics.csv;
 `load_complexity` joins the two tables (plus op, regime, seed) for plotting.
 """
@@ -41,7 +43,7 @@ from .coders import naive_size
 from .complexity import OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from .data import make_split
 from .errors import GrokError, require
-from .search import PAPER_EPS, BayesConfig, complexity_curve
+from .search import ALGORITHM_2_METHODS, PAPER_EPS, BayesConfig, complexity_curve
 from .store import Run, write_text_atomic
 
 COMPLEXITY_FILE = "complexity.csv"
@@ -57,6 +59,7 @@ class TrackingSettings:
     seed: int = 0  # seeds Algorithm 1's random points and surrogate
     one_sided: bool = False  # the code's L(theta_hat) <= L(theta) + eps instead of Eq. 7
     objective: str = "paper"  # the coder Algorithm 1 minimizes
+    algorithm_2: str = "sweep"  # sweep (the paper's Algorithm 2) | bisection (the authors' code)
     bound_delta: float = 0.05  # Eq. 4's confidence parameter
 
     def __post_init__(self):
@@ -67,6 +70,8 @@ class TrackingSettings:
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
         require(self.objective in OBJECTIVES, "objective",
                 f"unknown coder {self.objective!r}; allowed: {', '.join(OBJECTIVES)}")
+        require(self.algorithm_2 in ALGORITHM_2_METHODS, "algorithm_2",
+                f"unknown method {self.algorithm_2!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
         require(0.0 < self.bound_delta < 1.0, "bound_delta", f"must lie in (0, 1), got {self.bound_delta!r}")
 
     def to_json(self) -> str:
@@ -89,6 +94,15 @@ def _algorithm_1_columns(result: ComplexityResult, delta: float) -> dict:
         description_length_symbols_bits=total_description_length(result.symbols_bits, result.train_loss, n))
 
 
+def _pooled_columns(result: ComplexityResult, delta: float) -> dict:
+    error = 1.0 - result.train_acc if math.isfinite(result.train_acc) else math.nan
+    return dict(pooled_bytes=result.paper_bytes, pooled_bits=result.paper_bits,
+                pooled_symbols_bytes=result.symbols_bytes, pooled_tau=math.nan if result.tau is None else result.tau,
+                pooled_delta=result.delta,
+                pooled_bound=generalization_bound(error, result.paper_bits, result.n_train, delta)
+                if math.isfinite(error) else math.nan)
+
+
 def _algorithm_2_columns(result: ComplexityResult, delta: float) -> dict:
     error = 1.0 - result.train_acc
     return dict(alg2_bytes=result.paper_bytes, alg2_bits=result.paper_bits, alg2_symbols_bytes=result.symbols_bytes,
@@ -106,10 +120,14 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
                                 one_sided=settings.one_sided, objective=settings.objective)
     naive = naive_size(dict(model.named_parameters()))
     rows = []
-    for alg1, alg2 in complexity_curve(problem, settings.eps, settings.bayes, settings.seed):
-        rows.append(dict(epoch=epoch, eps=alg1.eps, **_algorithm_1_columns(alg1, settings.bound_delta),
-                         **_algorithm_2_columns(alg2, settings.bound_delta), naive_bytes=naive, naive_bits=8 * naive,
-                         reference_train_loss=problem.reference_loss, n_train=alg1.n_train))
+    for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
+                                  algorithm_2_method=settings.algorithm_2):
+        rows.append(dict(epoch=epoch, eps=point.algorithm_1.eps,
+                         **_algorithm_1_columns(point.algorithm_1, settings.bound_delta),
+                         **_pooled_columns(point.algorithm_1_pooled, settings.bound_delta),
+                         **_algorithm_2_columns(point.algorithm_2, settings.bound_delta),
+                         naive_bytes=naive, naive_bits=8 * naive, reference_train_loss=problem.reference_loss,
+                         n_train=point.algorithm_1.n_train))
     for row in rows:
         row["seconds"] = (time.perf_counter() - start) / len(rows)
     return rows

@@ -57,7 +57,7 @@ def reference_forward(model: Transformer, tokens):
         q, k, v = heads(attn.query(x)), heads(attn.key(x)), heads(attn.value(x))
         weights = torch.softmax(q @ k.transpose(-2, -1) / (D // h) ** 0.5, dim=-1)
         x = block.ln_attn(x + attn.out((weights @ v).transpose(1, 2).reshape(B, T, D)))
-        x = block.ln_mlp(x + block.mlp_out(torch.nn.functional.gelu(block.mlp_in(x))))
+        x = block.ln_mlp(x + block.mlp_out(torch.nn.functional.gelu(block.mlp_in(x), approximate="tanh")))
     return model.unembed(x[:, -1])
 
 
@@ -74,3 +74,61 @@ def test_fast_forward_gives_the_reference_logits_and_gradients(n_layers, batch):
     reference_grads = torch.autograd.grad((reference * weights).sum(), list(model.parameters()))
     for (name, _), a, b in zip(model.named_parameters(), fast_grads, reference_grads):
         assert torch.allclose(a, b, atol=1e-5), name
+
+
+def fresh(init: str, **fields) -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(RunConfig(op="add", init=init, **fields).model_config())
+
+
+def test_the_authors_init_is_flax_default_embeddings_lecun_kernels_and_zero_biases():
+    model = fresh("authors")
+    d = model.cfg.d_model
+    for table in (model.embed.weight, model.pos.weight):  # nn.Embed: N(0, 1 / features)
+        assert abs(float(table.std()) - d ** -0.5) < 0.1 * d ** -0.5 and abs(float(table.mean())) < 0.01
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):  # LeCun normal, truncated at 2 std: variance 1 / fan_in
+            w = module.weight
+            assert abs(float(w.var()) - 1 / module.in_features) < 0.05 / module.in_features, name
+            assert float(w.abs().max()) <= 2 * module.in_features ** -0.5 / 0.87962566103423978 + 1e-6, name
+            assert torch.count_nonzero(module.bias) == 0, name
+        if isinstance(module, torch.nn.LayerNorm):
+            assert torch.all(module.weight == 1) and torch.count_nonzero(module.bias) == 0
+            assert module.eps == 1e-6
+
+
+def test_the_torch_init_is_an_option_and_differs_where_the_issue_found_it():
+    model = fresh("torch", gelu="exact", ln_eps=1e-5)
+    assert abs(float(model.embed.weight.std()) - 1.0) < 0.05  # nn.Embedding: N(0, 1), 11x the authors'
+    assert torch.count_nonzero(model.blocks[0].mlp_in.bias) > 0
+    assert model.blocks[0].ln_attn.eps == 1e-5 and model.blocks[0].gelu_approximate == "none"
+
+
+@pytest.mark.parametrize("gelu", ["tanh", "exact"])
+def test_the_gelu_option_selects_the_form_the_forward_uses(gelu):
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=13, d_model=16, n_heads=2, d_mlp=32, gelu=gelu))
+    tokens = torch.randint(0, 13, (7, 4))
+    x = model.embed.weight[tokens] + model.pos.weight
+    block = model.blocks[0]
+    h = block.ln_attn(x + block.attn(x))
+    expected = block.ln_mlp(h + block.mlp_out(torch.nn.functional.gelu(
+        block.mlp_in(h), approximate="tanh" if gelu == "tanh" else "none")))
+    assert torch.allclose(block(x), expected, atol=1e-6)
+
+
+def test_configs_stored_before_the_init_field_read_back_as_torch_init_runs():
+    import json
+    data = json.loads(RunConfig(op="add").to_json())
+    for field in ("init", "gelu", "ln_eps"):
+        data.pop(field)
+    old = RunConfig.from_dict(data)
+    assert (old.init, old.gelu, old.ln_eps) == ("torch", "exact", 1e-5)
+    assert old.key() != RunConfig(op="add").key()
+
+
+@pytest.mark.parametrize("field,value", [("init", "xavier"), ("gelu", "relu"), ("ln_eps", 0.0)])
+def test_unknown_init_gelu_or_ln_eps_is_refused(field, value):
+    with pytest.raises(GrokError) as err:
+        RunConfig(op="add", **{field: value})
+    assert err.value.field == field

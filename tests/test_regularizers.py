@@ -3,7 +3,7 @@ import math
 import torch
 
 from grok_lib.regularizers import (add_weight_noise, effective_rank, spectral_entropy,
-                                   spectral_entropy_penalty)
+                                   spectral_entropy_penalty, spectral_summary)
 
 
 def test_identity_has_spectral_entropy_log_n():
@@ -47,3 +47,11 @@ def test_fresh_noise_each_call():
     g = torch.Generator().manual_seed(0)
     first, second = add_weight_noise({"w": w}, 1.0, g)["w"], add_weight_noise({"w": w}, 1.0, g)["w"]
     assert not torch.equal(first, second)
+
+
+def test_effective_rank_is_weighted_by_parameter_count_as_in_the_authors_code():
+    # identity 4x4 (erank 4, 16 numbers), rank-one 2x8 (erank 1, 16 numbers), a bias of 32 numbers
+    params = {"a": torch.eye(4), "b": torch.ones(2, 8), "bias": torch.zeros(32)}
+    summary = spectral_summary(params)
+    assert math.isclose(summary["effective_rank"], (4 * 16 + 1 * 16) / 64, rel_tol=1e-5)
+    assert math.isclose(summary["effective_rank_mean"], (4 + 1) / 2, rel_tol=1e-5)

@@ -37,8 +37,8 @@ def test_every_checkpoint_gets_one_row_per_eps_and_complexity_falls_as_eps_grows
     epochs = run.checkpoint_epochs()
     assert list(zip(table.epoch, table.eps)) == [(e, eps) for e in epochs for eps in (0.25, 1.0)]
     for _, rows in table.groupby("epoch"):
-        assert rows.complexity_bytes.is_monotonic_decreasing
-        assert (rows.complexity_bytes <= rows.alg2_bytes).all()
+        assert rows.pooled_bytes.is_monotonic_decreasing
+        assert (rows.pooled_bytes <= rows[["complexity_bytes", "alg2_bytes"]].min(axis=1)).all()
     assert (table.symbols_bytes <= table.complexity_bytes).all()
     assert (table.complexity_bits == 8 * table.complexity_bytes).all()
     assert (table.complexity_bytes < table.naive_bytes).all()
