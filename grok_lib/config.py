@@ -13,6 +13,7 @@ from .model import TransformerConfig
 
 # Regime presets (paper Sec. 5 and Table 1): weight decay, weight-noise std delta, spectral beta.
 REGIMES = ("none", "wd", "ours")
+POS_TABLES = ("context", "vocab")
 # The paper's Table 1 gives delta for + x (1e-2) and - / (1e-3); the two extra ops exist only in the authors'
 # code, which gives every op but + and x 1e-3.
 PAPER_NOISE = {"add": 1e-2, "mul": 1e-2, "sub": 1e-3, "div": 1e-3, "sq_sum": 1e-3, "quad": 1e-3}
@@ -47,8 +48,10 @@ class StoredConfig:
         return cls(**{**cls.LEGACY, **data})
 
     def digest(self) -> str:
-        """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
+        """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests. A field that
+        holds its LEGACY value is left out, so runs stored before that field existed keep their keys."""
+        data = {k: v for k, v in asdict(self).items() if not (k in self.LEGACY and v == self.LEGACY[k])}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, indent=1).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,12 @@ class RunConfig(StoredConfig):
     init: str = "authors"  # authors (Flax's defaults) | torch (torch's module defaults)
     gelu: str = "tanh"  # tanh | exact
     ln_eps: float = 1e-6
+    # Departure (PROTOCOL): the positional table has the 4 rows a sequence uses ("context"); the code's has
+    # vocab-size rows ("vocab"), whose unused rows keep their initial noise and inflate complexity
+    pos_table: str = "context"
 
     # config.json files written before these fields existed describe torch-default models
-    LEGACY = {"init": "torch", "gelu": "exact", "ln_eps": 1e-5}
+    LEGACY = {"init": "torch", "gelu": "exact", "ln_eps": 1e-5, "pos_table": "context"}
 
     def __post_init__(self):
         check_op(self.op, self.p)
@@ -95,12 +101,15 @@ class RunConfig(StoredConfig):
         if self.batch_size is not None:
             require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
                     f"must be a positive integer, got {self.batch_size!r}")
+        require(self.pos_table in POS_TABLES, "pos_table",
+                f"unknown positional table {self.pos_table!r}; allowed: {', '.join(POS_TABLES)}")
         self.model_config()  # validates the architecture fields
 
     def model_config(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=self.p + 2, n_ctx=4, n_layers=self.n_layers,
                                  d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp,
-                                 init=self.init, gelu=self.gelu, ln_eps=self.ln_eps)
+                                 init=self.init, gelu=self.gelu, ln_eps=self.ln_eps,
+                                 pos_rows=self.p + 2 if self.pos_table == "vocab" else None)
 
     def batch_size_for(self, n_train: int) -> int:
         return self.batch_size or max(1, min(512, n_train // 2))

@@ -34,9 +34,9 @@ FIGURE_NAMES = {
 
 
 def runs_metrics(runs) -> pd.DataFrame:
-    """metrics.csv of every run, stacked, with op, regime and seed columns."""
-    return pd.concat([r.metrics().assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed)
-                      for r in runs], ignore_index=True)
+    """metrics.csv of every run, stacked, with op, regime, seed and init columns."""
+    return pd.concat([r.metrics().assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed,
+                                         init=r.config.init) for r in runs], ignore_index=True)
 
 
 def mean_se(frame: pd.DataFrame, value: str, x: str = "epoch") -> pd.DataFrame:
@@ -78,7 +78,8 @@ def _ops(frame: pd.DataFrame) -> list[str]:
 
 def _title(fig, what: str, frame: pd.DataFrame, profile: str):
     seeds = sorted(int(s) for s in frame["seed"].unique())
-    fig.suptitle(f"{what}\nprofile {profile}; seeds {seeds}: mean ± standard error", fontsize=9)
+    inits = "/".join(sorted(frame["init"].unique())) if "init" in frame else "?"
+    fig.suptitle(f"{what}\nprofile {profile}; {inits} init; seeds {seeds}: mean ± standard error", fontsize=9)
     fig.tight_layout()
 
 
@@ -222,15 +223,33 @@ def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: floa
 
 
 def fig07_algorithm2(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
-    """Fig. 7: complexity by quantization alone (Algorithm 2, eps = 1) vs epoch, per regime and op."""
-    return _regime_panels(_at_eps(complexity, eps), "alg2_bytes", f"complexity (kB, Algorithm 2, ε = {eps:g})",
-                          "Fig. 7 — complexity by quantization alone (Algorithm 2)", profile, scale=1e-3)
+    """Fig. 7: complexity by quantization alone (Algorithm 2's sweep, solid) beside the paper's Algorithm 1
+    (its own points, dotted), eps = 1, per regime and op; the title gives the median ratio of the two."""
+    rows = _at_eps(complexity, eps)
+    ratio = float(np.median(rows.alg2_bytes / rows.complexity_bytes)) if len(rows) else float("nan")
+    fig = _regime_panels(rows, "alg2_bytes", f"complexity (kB, ε = {eps:g})",
+                         f"Fig. 7 — quantization alone (Algorithm 2, solid) vs Algorithm 1 (dotted): median "
+                         f"ratio {ratio:.2f}; pooled Algorithm 1 ≤ both by construction", profile, scale=1e-3)
+    for ax, op in zip(fig.axes, _ops(rows)):
+        for regime, color in REGIME_COLORS.items():
+            sel = rows[(rows.op == op) & (rows.regime == regime)]
+            if len(sel):
+                stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB")
+                ax.plot(stats.epoch, stats["mean"], color=color, ls=":", lw=1.2)
+    return fig
 
 
-def fig08_effective_rank(metrics: pd.DataFrame, profile: str):
-    """Fig. 8: effective rank exp(H_svd), averaged over the weight matrices, vs epoch per regime and op."""
-    return _regime_panels(metrics, "effective_rank", "mean effective rank exp(H_svd)",
-                          "Fig. 8 — effective rank of the weight matrices", profile)
+EFFECTIVE_RANKS = {"weighted": ("effective_rank", "effective rank (parameter-weighted, authors' code)"),
+                   "mean": ("effective_rank_mean", "mean effective rank over the matrices")}
+
+
+def fig08_effective_rank(metrics: pd.DataFrame, profile: str, definition: str = "weighted"):
+    """Fig. 8: effective rank exp(H_svd) vs epoch per regime and op. "weighted": the authors' code's number,
+    each matrix's exp(H_svd) weighted by its parameter count over all parameters (1-D ones included);
+    "mean": the unweighted mean over the matrices."""
+    column, label = EFFECTIVE_RANKS[definition]
+    return _regime_panels(metrics, column, label, f"Fig. 8 — effective rank exp(H_svd), {definition} "
+                          "over the weight matrices", profile)
 
 
 def fig09_naive_size(complexity: pd.DataFrame, profile: str, eps: float = 1.0):

@@ -49,6 +49,7 @@ class TransformerConfig:
     init: str = "authors"  # authors: Flax's defaults, as the authors' model; torch: torch's module defaults
     gelu: str = "tanh"  # tanh: Flax's nn.gelu (the tanh approximation); exact: the erf form, torch's default
     ln_eps: float = 1e-6  # Flax's LayerNorm epsilon; torch's default is 1e-5
+    pos_rows: int | None = None  # rows of the positional table: None = n_ctx; the authors' code: vocab_size
 
     def __post_init__(self):
         for name in ("vocab_size", "n_ctx", "n_layers", "d_model", "n_heads", "d_mlp"):
@@ -57,6 +58,8 @@ class TransformerConfig:
         require(self.d_model % self.n_heads == 0, "n_heads", f"must divide d_model={self.d_model}")
         require(self.init in INITS, "init", f"unknown initialisation {self.init!r}; allowed: {', '.join(INITS)}")
         require(self.gelu in GELUS, "gelu", f"unknown GELU {self.gelu!r}; allowed: {', '.join(GELUS)}")
+        require(self.pos_rows is None or (isinstance(self.pos_rows, int) and self.pos_rows >= self.n_ctx),
+                "pos_rows", f"must be None or an integer >= n_ctx={self.n_ctx}, got {self.pos_rows!r}")
         require(isinstance(self.ln_eps, float) and 0 < self.ln_eps < 1, "ln_eps",
                 f"must be a float in (0, 1), got {self.ln_eps!r}")
 
@@ -119,7 +122,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = nn.Embedding(cfg.n_ctx, cfg.d_model)
+        self.pos = nn.Embedding(cfg.pos_rows or cfg.n_ctx, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
         if cfg.init == "authors":

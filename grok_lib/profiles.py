@@ -6,10 +6,11 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
 
     ci     seconds: a toy transformer (p = 11), 40 epochs, one seed; checks that every cell runs, not the
            science (it does not even memorize).
-    cpu    a laptop reproduction on 2 cores (<= 20 min for all notebooks): the CPU demo architecture of
-           `grok_lib.cli.DEMO` (p = 59, d_model 128, 1 layer), + and x, regimes none / ours, one seed,
-           Algorithm 1 (extra-trees surrogate) with 8 probes (the authors' 2 + CPU_PROBES), 2 random and 6
-           guided points at eps = 1 on every logged checkpoint from epoch 10.
+    cpu    a laptop reproduction on 2 cores: the CPU demo's modulus, train fraction, width and epochs
+           (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs) with the paper's layers, all four
+           ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with 8 probes (the
+           authors' 2 + CPU_PROBES), 2 random and 6 guided points and Algorithm 2's edges-only sweep at
+           eps = 1 on every logged checkpoint from epoch 30.
     paper  the full protocol (PROTOCOL.md): p = 113, 4 ops, 3 regimes, 6 seeds, 10^4 epochs, the authors'
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
@@ -63,6 +64,7 @@ class Profile:
     slider_taus: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)  # (tau, Delta) grid cached
     slider_deltas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # for the widgets
     workers: int = 1  # processes that train / measure runs in parallel
+    algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.search.ALGORITHM_2_METHODS)
 
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
@@ -73,8 +75,9 @@ class Profile:
 
 
 def _cpu_fields() -> dict:
-    """The CPU demo's architecture and data (grok_lib.cli.DEMO); op and regime come from the grid."""
-    return {k: v for k, v in DEMO.items() if k not in ("op", "regime")}
+    """The CPU demo's modulus, train fraction, width and epochs (grok_lib.cli.DEMO); op, regime and the
+    number of layers (the paper's: 1 for + and x, 2 for - and /) come from the grid."""
+    return {k: v for k, v in DEMO.items() if k not in ("op", "regime", "n_layers")}
 
 
 def get_profile(name: str) -> Profile:
@@ -92,10 +95,10 @@ def get_profile(name: str) -> Profile:
             workers=1)
     if name == "cpu":
         return Profile(
-            name="cpu", ops=("add", "mul"), regimes=("none", "ours"), seeds=(0,), run_fields=_cpu_fields(),
+            name="cpu", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
-            track_eps=(1.0,),
-            final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=10, workers=2)
+            track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
+            algorithm_2="sweep-edges")
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
@@ -133,7 +136,8 @@ def theory_config(profile: Profile) -> RunConfig:
 
 def tracking_settings(profile: Profile, final: bool = False):
     """The TrackingSettings of a profile: eps along training, or (final=True) the final checkpoint's eps."""
-    return TrackingSettings(eps=profile.final_eps if final else profile.track_eps, bayes=profile.bayes)
+    return TrackingSettings(eps=profile.final_eps if final else profile.track_eps, bayes=profile.bayes,
+                            algorithm_2=profile.algorithm_2)
 
 
 def tracked_epochs(run, profile: Profile) -> list[int]:
@@ -257,5 +261,5 @@ def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
                  lambda: sum(stored(r) for r in todo), len(todo),
                  f"rate-distortion of {len(todo)} final checkpoint(s), eps {list(settings.eps)}", "run")
     frames = [pd.read_csv(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
-              .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed) for r in runs]
+              .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
     return pd.concat(frames, ignore_index=True)

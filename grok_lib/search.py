@@ -84,7 +84,7 @@ class BayesConfig:
             require(DELTA_BOUNDS[0] <= delta <= DELTA_BOUNDS[1], "probes", f"Delta {delta} outside {DELTA_BOUNDS}")
 
 
-ALGORITHM_2_METHODS = ("sweep", "bisection")
+ALGORITHM_2_METHODS = ("sweep", "sweep-edges", "bisection")
 SWEEP_POINTS_PER_DECADE = 8  # chosen by benchmarks/bench_algorithm2.py (see benchmarks/RESULTS.md)
 SWEEP_REFINE_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
 SWEEP_DECADES = 6  # the grid starts 6 decades below 2 max|theta|, where Q(theta, Delta) ~ the float32 weights
@@ -106,9 +106,12 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, method: str 
 
     method "sweep" (the paper's appendix): every Delta of `sweep_grid` from small to large, after the
     code's starting point 1e-12 (the float32 weights themselves: the paper's compress(params)); where a
-    feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge.
-    "bisection" (the authors' code): the largest Delta meeting the bound by `iterations` halvings of
-    (1e-12, 2 max|theta|), which assumes that feasibility is monotone in Delta (it is not).
+    feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge;
+    every feasible point is compressed. "sweep-edges": the same points, but only the largest Delta of each
+    run of consecutive feasible points is compressed (assumes the size falls as Delta grows within a run;
+    much cheaper, as fine grids compress slowly). "bisection" (the authors' code): the largest Delta meeting
+    the bound by `iterations` halvings of (1e-12, 2 max|theta|), which assumes that feasibility is monotone
+    in Delta (it is not).
     """
     require(method in ALGORITHM_2_METHODS, "method",
             f"unknown Algorithm 2 method {method!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
@@ -117,23 +120,28 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, method: str 
     with problem.limited_threads():
         if method == "bisection":
             return _bisection(problem, eps, iterations, tolerance)
-        return _sweep(problem, eps, points_per_decade, refine)
+        return _sweep(problem, eps, points_per_decade, refine, edges_only=method == "sweep-edges")
 
 
-def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int) -> ComplexityResult:
+def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int,
+           edges_only: bool) -> ComplexityResult:
     grid = sweep_grid(problem.grainer.max_abs, points_per_decade)
-    evaluations = problem.evaluate_many([(None, d) for d in [1e-12] + grid], eps, prefetch=True)
+    prefetch = not edges_only
+    evaluations = problem.evaluate_many([(None, d) for d in [1e-12] + grid], eps, prefetch=prefetch)
     feasible = [problem.feasible(e, eps) for e in evaluations[1:]]
     for i in range(len(grid) - 1):
         if feasible[i] and not feasible[i + 1]:  # an edge of a feasible run: find it in log Delta
             low, high = grid[i], grid[i + 1]
             for _ in range(refine):
                 middle = (low * high) ** 0.5
-                evaluation = problem.evaluate(None, middle, eps, prefetch=True)
+                evaluation = problem.evaluate(None, middle, eps, prefetch=prefetch)
                 evaluations.append(evaluation)
                 low, high = (middle, high) if problem.feasible(evaluation, eps) else (low, middle)
-    for evaluation in evaluations:
-        if problem.feasible(evaluation, eps):
+    ordered = sorted(evaluations, key=lambda e: e.delta)
+    feasible = [problem.feasible(e, eps) for e in ordered]
+    for i, evaluation in enumerate(ordered):
+        last_of_run = i + 1 == len(ordered) or not feasible[i + 1]
+        if feasible[i] and (last_of_run or not edges_only):
             problem.size(evaluation)
     best = problem.smallest_feasible(eps, keys={e.key for e in evaluations})
     require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "

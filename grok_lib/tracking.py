@@ -223,6 +223,6 @@ def _at(frame: pd.DataFrame, eps: float, column: str) -> float:
 
 def load_complexity(run: Run) -> pd.DataFrame:
     """complexity.csv joined with metrics.csv on epoch (train/test accuracy, L2 norm, effective rank...),
-    plus the run's op, regime and seed, ready for plotting one row per (epoch, eps)."""
+    plus the run's op, regime, seed and init, ready for plotting one row per (epoch, eps)."""
     table = read_complexity(run).merge(run.metrics(), on="epoch", how="left")
-    return table.assign(op=run.config.op, regime=run.config.regime, seed=run.config.seed)
+    return table.assign(op=run.config.op, regime=run.config.regime, seed=run.config.seed, init=run.config.init)

@@ -130,6 +130,16 @@ def test_the_sweep_finds_feasible_bins_that_bisection_misses():
     assert sweep.delta >= 0.05 and sweep.paper_bytes <= problem.size(exact) < bisection.paper_bytes
 
 
+def test_the_edges_sweep_compresses_only_the_top_of_each_feasible_run(trained):
+    net, train, _ = trained
+    full, edges = (ComplexityProblem(net, F.cross_entropy, train) for _ in range(2))
+    a = quantization_complexity(full, 0.2, method="sweep")
+    b = quantization_complexity(edges, 0.2, method="sweep-edges")
+    assert a.n_evaluations == b.n_evaluations and len(edges.sizes) < len(full.sizes) / 3
+    # a subset of the full sweep's sizes: never smaller; bz2's size is only roughly monotone in Delta
+    assert a.paper_bytes <= b.paper_bytes <= 1.05 * a.paper_bytes
+
+
 def test_the_sweep_starts_from_the_unquantized_weights_and_rejects_unknown_methods(trained):
     net, train, _ = trained
     problem = ComplexityProblem(net, F.cross_entropy, train)

@@ -16,6 +16,13 @@ def test_paper_transformer_sizes():
     assert 0.22e6 < n_params(one) < 0.24e6  # PROTOCOL: about 0.23 M
     assert 0.42e6 < n_params(two) < 0.45e6  # PROTOCOL: about 0.43 M
     assert one.pos.weight.shape == (4, 128)  # n_ctx rows, not vocab-size rows
+    code = Transformer(RunConfig(op="mul", pos_table="vocab").model_config())
+    assert code.pos.weight.shape == (115, 128)  # the authors' table, as an option
+    tokens = torch.randint(0, 115, (3, 4))
+    with torch.no_grad():
+        code.pos.weight[:4] = one.pos.weight
+        code.load_state_dict({**one.state_dict(), "pos.weight": code.pos.weight})
+    assert torch.allclose(code(tokens), one(tokens), atol=1e-6)  # the unused rows change no output
 
 
 def test_transformer_reads_last_position():
@@ -125,6 +132,8 @@ def test_configs_stored_before_the_init_field_read_back_as_torch_init_runs():
     old = RunConfig.from_dict(data)
     assert (old.init, old.gelu, old.ln_eps) == ("torch", "exact", 1e-5)
     assert old.key() != RunConfig(op="add").key()
+    # the key the default config had before these fields existed: stored runs keep their directories
+    assert old.key() == RunConfig(op="add", init="torch", gelu="exact", ln_eps=1e-5).key() == "add-ours-s0-d4abd0663c"
 
 
 @pytest.mark.parametrize("field,value", [("init", "xavier"), ("gelu", "relu"), ("ln_eps", 0.0)])
