@@ -139,6 +139,8 @@ def _add_complexity_parser(sub) -> None:
                    help="accept L(coarse) <= L + eps (the code) instead of |.| < eps")
     g.add_argument("--objective", default="paper", help="coder Algorithm 1 minimizes: paper (bz2 of pickled float32, "
                    "default) or symbols (integer bin indices)")
+    g.add_argument("--algorithm-2", default="sweep", help="Algorithm 2's search: sweep (the paper's, default), "
+                   "sweep-edges (compress only the top of each feasible run) or bisection (the authors' code)")
     g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     g.add_argument("--workers", type=int, default=1,
                    help="checkpoints measured at once, one process and core each (default 1)")
@@ -152,7 +154,8 @@ def _complexity(args, store: RunStore) -> None:
 
     settings = TrackingSettings(
         eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
-        bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator))
+        bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator),
+        algorithm_2=args.algorithm_2)
     if args.run_dir is not None:
         if not (args.run_dir / "config.json").is_file():
             raise GrokError("run_dir", f"{args.run_dir} is not a run directory (no config.json)")
@@ -170,8 +173,9 @@ def _complexity(args, store: RunStore) -> None:
     print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
     for row in last.itertuples():
         print(f"  eps {row.eps:<7g} Algorithm 1 {row.complexity_bytes / 1e3:8.1f} kB "
-              f"(symbols {row.symbols_bytes / 1e3:.1f} kB)  Algorithm 2 {row.alg2_bytes / 1e3:8.1f} kB  "
-              f"naive {row.naive_bytes / 1e3:.1f} kB  Eq. 4 bound {row.bound:.2f}")
+              f"(symbols {row.symbols_bytes / 1e3:.1f} kB; pooled {row.pooled_bytes / 1e3:.1f} kB)  "
+              f"Algorithm 2 {row.alg2_bytes / 1e3:8.1f} kB  naive {row.naive_bytes / 1e3:.1f} kB  "
+              f"Eq. 4 bound {row.bound:.2f}")
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,13 @@ from .train import grokking_epochs
 REGIME_COLORS = {"none": "C0", "wd": "C2", "ours": "C3"}
 REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (wd + noise + spectral)"}
 OP_SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "sq_sum": "a²+b²", "quad": "a²+ab+b²"}
+# Which Algorithm 1 answer a figure shows (grok_lib.tracking's columns): the paper's (the best of its own
+# search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's sweep included)
+VARIANTS = {
+    "paper": dict(bytes="complexity_bytes", bound="bound", length="description_length_bits", label="Algorithm 1"),
+    "pooled": dict(bytes="pooled_bytes", bound="pooled_bound", length="pooled_description_length_bits",
+                   label="Algorithm 1 pooled with Algorithm 2"),
+}
 FIGURE_NAMES = {
     1: "fig01_complexity_mul", 2: "fig02_complexity_ours", 3: "fig03_complexity_none",
     4: "fig04_rate_distortion", 5: "fig05_complexity_eps", 6: "fig06_generalization_bound",
@@ -110,7 +117,8 @@ def _regime_panels(frame: pd.DataFrame, value: str, ylabel: str, title: str, pro
 
 
 # --- the figures ----------------------------------------------------------------------------------------
-def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str = "mul", eps: float = 1.0):
+def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str = "mul", eps: float = 1.0,
+                               variant: str = "paper"):
     """Fig. 1: complexity (Algorithm 1, eps = 1) vs epoch, unregularized vs regularized, on one op; markers
     at memorization (square: seed-mean train accuracy >= 0.99) and generalization (circle: test)."""
     rows = _at_eps(complexity[complexity.op == op], eps)
@@ -119,7 +127,7 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
         sel = rows[rows.regime == regime]
         if sel.empty:
             continue
-        stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB")
+        stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB")
         color = REGIME_COLORS[regime]
         _band(ax, stats, "epoch", color, REGIME_LABELS[regime])
         marks = grokking_epochs(sel.groupby("epoch")[["train_acc", "test_acc"]].mean().reset_index())
@@ -128,13 +136,14 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
                 ax.plot(marks[key], np.interp(marks[key], stats.epoch, stats["mean"]), marker, color=color,
                         mfc="white", mew=2, ms=9, label=f"{key} at epoch {marks[key]}")
     _epoch_axis(ax, op)
-    ax.set_ylabel(f"complexity (kB, Algorithm 1, ε = {eps:g})")
+    ax.set_ylabel(f"complexity (kB, {VARIANTS[variant]['label']}, ε = {eps:g})", fontsize=8)
     ax.legend(fontsize=7)
     _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing", rows, profile)
     return fig
 
 
-def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: str, eps: float = 1.0):
+def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: str, eps: float = 1.0,
+                                variant: str = "paper"):
     """Figs. 2 (regime ours) and 3 (none): per op, complexity (Algorithm 1, eps = 1, left axis) and train /
     test accuracy (right axis) vs epoch."""
     rows = _at_eps(complexity[complexity.regime == regime], eps)
@@ -142,7 +151,8 @@ def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: 
     fig, axes = plt.subplots(1, len(ops), figsize=(4.6 * len(ops), 3.6), squeeze=False)
     for ax, op in zip(axes[0], ops):
         sel = rows[rows.op == op]
-        _band(ax, mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB"), "epoch", "k", "complexity")
+        _band(ax, mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB"), "epoch", "k",
+              VARIANTS[variant]["label"])
         ax.set_ylabel(f"complexity (kB, ε = {eps:g})")
         acc = ax.twinx()
         for split, color in (("train", "C0"), ("test", "C1")):
@@ -152,31 +162,32 @@ def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: 
         handles = ax.get_lines()[:1] + acc.get_lines()
         ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
     number = {"ours": 2, "none": 3}.get(regime, "")
-    _title(fig, f"Fig. {number} — complexity and accuracy, {REGIME_LABELS[regime]}", rows, profile)
+    _title(fig, f"Fig. {number} — complexity ({VARIANTS[variant]['label']}) and accuracy, {REGIME_LABELS[regime]}",
+           rows, profile)
     return fig
 
 
-def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours") -> pd.DataFrame:
+def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours", variant: str = "paper") -> pd.DataFrame:
     """Per op: the fit complexity_kB = a ln(eps) + b to the seed-mean final complexity (Fig. 4), with R^2."""
     rows = []
     for op in _ops(final[final.regime == regime]):
         sel = final[(final.regime == regime) & (final.op == op)]
-        stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB", x="eps")
+        stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB", x="eps")
         if len(stats) >= 2:
             fit = fit_rate_distortion(stats.eps, stats["mean"])
             rows.append(dict(op=op, a=fit.a, b=fit.b, r2=fit.r2))
     return pd.DataFrame(rows, columns=["op", "a", "b", "r2"])
 
 
-def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours"):
+def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "paper"):
     """Fig. 4: complexity of the final weights (Algorithm 1) vs eps per op, with the least-squares fit
     a ln(eps) + b (grok_lib.bounds.fit_rate_distortion) and its R^2 in the legend."""
     rows = final[final.regime == regime]
-    fits = rate_distortion_fits(final, regime).set_index("op")
+    fits = rate_distortion_fits(final, regime, variant).set_index("op")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, op in enumerate(_ops(rows)):
         sel = rows[rows.op == op]
-        stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB", x="eps")
+        stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB", x="eps")
         color = f"C{i}"
         label = f"a {OP_SYMBOLS[op]} b"
         if op in fits.index:
@@ -187,13 +198,13 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
         ax.errorbar(stats.eps, stats["mean"], yerr=stats.se, fmt="o", color=color, ms=5, capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("distortion bound ε (nats of training loss, log scale)")
-    ax.set_ylabel("complexity of the final weights (kB)")
+    ax.set_ylabel(f"complexity of the final weights (kB, {VARIANTS[variant]['label']})", fontsize=8)
     ax.legend(fontsize=7)
     _title(fig, f"Fig. 4 — algorithmic rate–distortion curves, {REGIME_LABELS[regime]}", rows, profile)
     return fig
 
 
-def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str = "ours"):
+def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "paper"):
     """Fig. 5: complexity dynamics (Algorithm 1) for every tracked eps, one panel per op."""
     rows = complexity[complexity.regime == regime]
     ops, eps_values = _ops(rows), sorted(rows.eps.unique())
@@ -202,20 +213,21 @@ def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str 
     for ax, op in zip(axes[0], ops):
         for j, eps in enumerate(eps_values):
             sel = _at_eps(rows[rows.op == op], eps)
-            _band(ax, mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB"), "epoch",
+            _band(ax, mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB"), "epoch",
                   cmap(j / max(1, len(eps_values) - 1)), f"ε = {eps:g}")
         _epoch_axis(ax, op)
-        ax.set_ylabel("complexity (kB, Algorithm 1)")
+        ax.set_ylabel(f"complexity (kB, {VARIANTS[variant]['label']})", fontsize=8)
         ax.legend(fontsize=7)
     _title(fig, f"Fig. 5 — complexity dynamics under distortion bounds ε, {REGIME_LABELS[regime]}", rows, profile)
     return fig
 
 
-def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
+def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "paper"):
     """Fig. 6: the Eq. 4 bound on the expected 0-1 risk (delta = 0.05, K = paper-coder bits at eps = 1),
     per regime and op; above 1 it is vacuous, as all of the paper's are."""
     rows = _at_eps(complexity, eps)
-    fig = _regime_panels(rows, "bound", "Eq. 4 bound on expected risk", "Fig. 6 — generalization bound (Eq. 4); "
+    fig = _regime_panels(rows, VARIANTS[variant]["bound"], "Eq. 4 bound on expected risk",
+                         f"Fig. 6 — generalization bound (Eq. 4, K from {VARIANTS[variant]['label']}); "
                          "above the dotted line (risk 1) it is vacuous", profile)
     for ax in fig.axes:
         ax.axhline(1.0, color="gray", ls=":", lw=1)
@@ -275,7 +287,8 @@ def fig10_accuracy(metrics: pd.DataFrame, profile: str):
     return fig
 
 
-def fig11_description_length(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
+def fig11_description_length(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "paper"):
     """Fig. 11: total description length K(theta_hat) + sum_train -log2 p(y|x; theta_hat) in kbit (eps = 1)."""
-    return _regime_panels(_at_eps(complexity, eps), "description_length_bits", "description length (kbit)",
-                          "Fig. 11 — total description length: complexity + data entropy", profile, scale=1e-3)
+    return _regime_panels(_at_eps(complexity, eps), VARIANTS[variant]["length"], "description length (kbit)",
+                          f"Fig. 11 — total description length: complexity ({VARIANTS[variant]['label']}) + data "
+                          "entropy", profile, scale=1e-3)

@@ -15,7 +15,8 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
 The environment variable GROK_PROFILE overrides the notebook's parameter (the test suite sets it to
-"ci"); GROK_RUNS and GROK_FIGURES move the run store and the figure folder.
+"ci"); GROK_RUNS moves the run store and GROK_FIGURES the figure folder (default: figures/ inside the run
+store; `python -m grok_lib.reproduce` points it at the committed figures/).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Profile:
     slider_deltas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # for the widgets
     workers: int = 1  # processes that train / measure runs in parallel
     algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.search.ALGORITHM_2_METHODS)
+    # the Algorithm 1 answer the figures show (grok_lib.figures.VARIANTS): the paper's, or pooled with
+    # Algorithm 2's sweep where the search budget is cut (the small budgets lose to the sweep)
+    algorithm_1: str = "paper"
 
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
@@ -92,13 +96,13 @@ def get_profile(name: str) -> Profile:
             run_fields=dict(p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=40),
             bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET"), track_eps=(1.0,),
             final_eps=(0.5, 2.0), min_epoch=20, slider_taus=(0.8, 0.95, 1.0), slider_deltas=(1e-2, 0.1),
-            workers=1)
+            workers=1, algorithm_1="pooled")
     if name == "cpu":
         return Profile(
             name="cpu", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
-            algorithm_2="sweep-edges")
+            algorithm_2="sweep-edges", algorithm_1="pooled")
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
@@ -120,8 +124,9 @@ def run_store() -> RunStore:
 
 
 def figures_dir() -> Path:
-    """Where the paper figures go: $GROK_FIGURES, else figures/ at the repository root."""
-    return Path(os.environ.get("GROK_FIGURES") or REPO_ROOT / "figures")
+    """Where the notebooks save figures: $GROK_FIGURES (the batch reproduction sets it to the committed
+    figures/), else figures/ inside the run store, so an interactive run never overwrites figures/."""
+    return Path(os.environ.get("GROK_FIGURES") or run_store().root / "figures")
 
 
 def theory_config(profile: Profile) -> RunConfig:

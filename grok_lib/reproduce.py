@@ -4,7 +4,9 @@
     python -m grok_lib.reproduce --profile ci        # seconds: checks that every cell runs
     python -m grok_lib.reproduce --refresh-checks    # rewrite the reference outputs nbval compares
 
-The executed copies go to notebooks/executed/ (ignored by git). Training and complexity measurements are
+The executed copies go to notebooks/executed/ (ignored by git), each with an HTML page beside it (figures
+inline, widget state embedded: the whole companion readable without a kernel). Figures go to figures/
+($GROK_FIGURES): only this batch run writes there. Training and complexity measurements are
 cached in the run store, so a second run only re-draws. The kernel is `python3` resolved to this
 interpreter (jupyter_client starts "python" kernels with sys.executable), so the notebooks run in the
 same environment as this command whether or not a named kernel was installed.
@@ -41,7 +43,7 @@ def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NO
 
     name = get_profile(profile).name
     os.environ["GROK_PROFILE"] = name
-    os.environ["GROK_HEADLESS"] = "1"  # no frontend: the slider cells print a line instead of rendering
+    os.environ.setdefault("GROK_FIGURES", str(REPO_ROOT / "figures"))  # only the batch run writes figures/
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
@@ -51,9 +53,23 @@ def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NO
         papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out_dir / notebook),
                                    parameters={"profile": name}, kernel_name=kernel, cwd=str(NOTEBOOK_DIR),
                                    progress_bar=progress, log_output=False, request_save_on_cell_execute=True)
-        print(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s", flush=True)
+        html = export_html(out_dir / notebook)
+        print(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s; {html}", flush=True)
         done.append(out_dir / notebook)
     return done
+
+
+def export_html(executed: Path) -> Path:
+    """The executed notebook as a standalone HTML page beside it (figures inline, widget state embedded),
+    for reading without a kernel."""
+    import nbconvert
+
+    from .store import write_text_atomic
+
+    body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
+    target = Path(executed).with_suffix(".html")
+    write_text_atomic(target, body)
+    return target
 
 
 def stream_text(outputs) -> str:

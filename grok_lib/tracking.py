@@ -11,7 +11,7 @@ Files written next to metrics.csv::
           coarse_test_acc, n_evaluations, bound / bound_symbols (Eq. 4, delta = 0.05, train 0-1 error of
           the coarse-grained net), description_length_bits / description_length_symbols_bits (Fig. 11)
         Algorithm 1 pooled (the smallest of every point measured on the checkpoint): pooled_bytes,
-          pooled_bits, pooled_symbols_bytes, pooled_tau, pooled_delta, pooled_bound
+          pooled_bits, pooled_symbols_bytes, pooled_tau, pooled_delta, pooled_bound, pooled_description_length_bits
         Algorithm 2 (the sweep, or the code's bisection): alg2_bytes, alg2_bits, alg2_symbols_bytes, alg2_symbols_bits, alg2_delta,
           alg2_train_loss, alg2_train_acc, alg2_n_evaluations, alg2_bound
         per checkpoint: naive_bytes, naive_bits (Fig. 9), reference_train_loss, n_train, seconds
@@ -100,7 +100,9 @@ def _pooled_columns(result: ComplexityResult, delta: float) -> dict:
                 pooled_symbols_bytes=result.symbols_bytes, pooled_tau=math.nan if result.tau is None else result.tau,
                 pooled_delta=result.delta,
                 pooled_bound=generalization_bound(error, result.paper_bits, result.n_train, delta)
-                if math.isfinite(error) else math.nan)
+                if math.isfinite(error) else math.nan,
+                pooled_description_length_bits=total_description_length(result.paper_bits, result.train_loss,
+                                                                         result.n_train))
 
 
 def _algorithm_2_columns(result: ComplexityResult, delta: float) -> dict:

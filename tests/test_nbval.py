@@ -18,7 +18,7 @@ def test_notebooks_pass_nbval_at_the_ci_profile(tmp_path):
     for name in NOTEBOOKS:
         nbformat.write(with_references(NOTEBOOK_DIR / name), tmp_path / name)
     env = dict(os.environ, GROK_PROFILE="ci", GROK_RUNS=str(tmp_path / "runs"),
-               GROK_FIGURES=str(tmp_path / "figures"), GROK_HEADLESS="1")
+               GROK_FIGURES=str(tmp_path / "figures"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
          "--nbval-sanitize-with", str(NOTEBOOK_DIR / "nbval_sanitize.cfg"), *[name for name in NOTEBOOKS]],

@@ -110,3 +110,17 @@ def test_standard_error_is_std_over_sqrt_seeds_and_zero_for_one_seed():
     stats = mean_se(frame, "y").set_index("epoch")
     assert stats.loc[1, "mean"] == 2.0 and stats.loc[1, "se"] == pytest.approx(1.0 / 3**0.5)
     assert stats.loc[2, "se"] == 0.0
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
+def test_notebooks_ask_for_the_kernel_the_makefile_installs(path):
+    name = nbformat.read(path, as_version=4).metadata.kernelspec.name
+    assert name == "grok-complexity"
+    assert f"--name {name}" in (NOTEBOOK_DIR.parent / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
+def test_no_cell_ends_in_a_bare_save_that_would_echo_its_path(path):
+    for cell in code_cells(path):
+        last = cell.source.rstrip().splitlines()[-1] if cell.source.strip() else ""
+        assert not last.startswith(("save(", "save_figure(")), cell.source[:80]

@@ -123,6 +123,8 @@ def test_the_complexity_command_measures_a_run_and_rejects_bad_input_in_one_line
     err = capsys.readouterr().err
     assert err.startswith("error: eps:") and len(err.strip().splitlines()) == 1
     assert not (run.path / COMPLEXITY_FILE).exists()
+    assert main([*store, "complexity", str(run.path), "--eps", "1", *fast, "--algorithm-2", "golden"]) == 2
+    assert capsys.readouterr().err.startswith("error: algorithm_2: unknown method 'golden'; allowed: sweep")
     assert main([*store, "complexity", str(run.path), "--eps", "1", *fast, "--quiet"]) == 0
     assert "Algorithm 1" in capsys.readouterr().out and (run.path / COMPLEXITY_FILE).exists()
     assert main([*store, "complexity", "--op", "add", "--p", "7"]) == 2
