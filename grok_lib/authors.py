@@ -8,9 +8,10 @@ their unclipped loss (`compute_loss`); everything is float32 (x64 is off in thei
 bz2 of the pickled `jax.tree_util.tree_flatten` of the tree (`get_compressed_sizes`), which is emulated
 here without JAX. Losses are computed by our torch model on the coarse-grained weights.
 
-Their positional table has vocab_size rows (4 used, the rest only decayed), ours 4: ours is used as it
-is. So for every tau near 1 their rank rule gives ours k = 3 and 3 (4 + d) < 4 d factorises it, dropping
-a direction their larger table would keep.
+Their positional table has vocab_size rows (4 used, the rest only decayed): on runs trained with
+`pos_table="vocab"` the tree is exactly theirs. Our default table has the 4 rows a sequence uses, and on
+it their rank rule gives k = 3 for every tau near 1 and 3 (4 + d) < 4 d factorises it, dropping a
+direction their larger table would keep; compare with the authors on vocab-table runs.
 """
 
 from __future__ import annotations
