@@ -99,9 +99,11 @@ class CheckpointExplorer:
 
     def ensure(self, taus, deltas) -> pd.DataFrame:
         """Every (tau, Delta) of a grid computed (what is cached is reused); all points so far."""
-        for tau in taus:
-            for delta in deltas:
-                self.point(tau, delta, save=False)
+        from tqdm.auto import tqdm
+
+        todo = [(t, d) for t in taus for d in deltas if self._cached(float(t), float(d)) is None]
+        for tau, delta in tqdm(todo, desc=f"coarse-graining epoch {self.epoch}", unit="point", disable=not todo):
+            self.point(tau, delta, save=False)
         self.save()
         return self.points
 

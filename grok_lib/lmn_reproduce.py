@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .errors import GrokError, require
 from .lmn import LMNConfig
@@ -102,11 +103,14 @@ def complexity_steps(config: LMNRunConfig, every: int, log_spaced: bool = True) 
 def checkpoint_complexity(run: LMNRun, step: int, eps: float, bayes: BayesConfig) -> dict:
     """Algorithm 1 complexity of the checkpoint at `step` on its full training set: one table row.
 
-    The single place the LMN pipeline calls grok_lib.search; swap the measure here.
+    The single place the LMN pipeline calls grok_lib.search; swap the measure here. Pooled with
+    Algorithm 2 (never above it): the LMN paper defines no complexity of this kind, and a measure that
+    cannot lose to quantization alone is the steadier one to correlate with test loss.
     """
     split = make_task_split(run.config)
     result = measure_complexity(run.load_model(step), F.cross_entropy, (split.train_x, split.train_y), eps=eps,
-                                test_data=(split.test_x, split.test_y), config=bayes, seed=run.config.seed)
+                                test_data=(split.test_x, split.test_y), config=bayes, seed=run.config.seed,
+                                pooled=True)
     row = result.as_row()
     return dict(step=step, eps=eps, paper_bytes=row["paper_bytes"], symbols_bytes=row["symbols_bytes"],
                 tau=row["tau"], delta=row["delta"], cg_train_loss=row["train_loss"], cg_train_acc=row["train_acc"],
@@ -245,11 +249,19 @@ def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | P
     p = PROFILES[profile]
     out_dir = Path(out_dir)
     jobs = [(config, out_dir / "runs", p, with_complexity, progress) for config in run_configs(p, seed)]
+    bar = tqdm(total=len(jobs), desc=f"LMN {profile}: train and measure {len(jobs)} tasks", unit="task")
     if p.workers > 1:
         with ProcessPoolExecutor(max_workers=p.workers, mp_context=get_context("spawn")) as pool:
-            runs = list(pool.map(_train_and_measure, *zip(*jobs)))
+            futures = [pool.submit(_train_and_measure, *job) for job in jobs]
+            for _ in as_completed(futures):
+                bar.update()
+            runs = [future.result() for future in futures]
     else:
-        runs = [_train_and_measure(*job) for job in jobs]
+        runs = []
+        for job in jobs:
+            runs.append(_train_and_measure(*job))
+            bar.update()
+    bar.close()
     summary = summarize(runs)
     write_text_atomic(out_dir / "lmn_summary.csv", summary.to_csv(index=False))
     write_text_atomic(out_dir / "lmn_turning_points.csv", turning_table(runs).to_csv(index=False))
