@@ -202,6 +202,9 @@ def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, e
         for group in groups.values():
             train_ensemble(group, store)
         return runs
+    # longest first (layers x the spectral penalty's extra cost x epochs), so that no worker is left with a
+    # slow run alone at the end
+    todo.sort(key=lambda r: -r.config.n_layers * (2.5 if r.config.beta else 1.0) * r.config.epochs)
     _in_pool(_train_job, [(r.config, str(store.root)) for r in todo], workers,
              lambda: sum(r.resume_epoch() for r in todo), sum(r.config.epochs for r in todo),
              f"training {len(todo)} run(s)", "epoch")
