@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from grok_lib.cli import DEMO
-from grok_lib.config import RunConfig
+from grok_lib.config import DEMO, RunConfig
 from grok_lib.model import Transformer
 from grok_lib.profiles import train_missing
 from grok_lib.store import RunStore

@@ -6,14 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import REGIMES, RunConfig
+from .config import DEMO, REGIMES, RunConfig
 from .data import OPS
 from .errors import GrokError
 from .store import DEFAULT_ROOT, RunStore
 
-# The CPU demo: a small transformer that groks on 2 CPU cores in a few minutes (README, "CPU demo"). With the
-# authors' initialisation it memorizes by epoch 190 and generalizes by 917 (benchmarks/init_grokking.py).
-DEMO = dict(op="add", regime="wd", p=59, train_frac=0.3, d_model=128, d_mlp=512, n_layers=1, epochs=1200)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,11 @@ PAPER_NOISE = {"add": 1e-2, "mul": 1e-2, "sub": 1e-3, "div": 1e-3, "sq_sum": 1e-
 PAPER_LAYERS = {"add": 1, "mul": 1, "sub": 2, "div": 2, "sq_sum": 1, "quad": 1}
 
 
+# The CPU demo: a small transformer that groks on 2 CPU cores in about a minute (README, "CPU demo"); the
+# cpu profile takes its modulus, train fraction, width and epochs (benchmarks/init_grokking.py measured them).
+DEMO = dict(op="add", regime="wd", p=59, train_frac=0.3, d_model=128, d_mlp=512, n_layers=1, epochs=1200)
+
+
 def regime_preset(regime: str, op: str) -> dict[str, float]:
     """wd / noise / beta of a named regime: none (0, 0, 0), wd (1, 0, 0), ours (1, delta_op, 0.1)."""
     require(regime in REGIMES, "regime", f"unknown regime {regime!r}; allowed: {', '.join(REGIMES)}")

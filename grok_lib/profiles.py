@@ -31,8 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .cli import DEMO
-from .config import REGIMES, RunConfig
+from .config import DEMO, REGIMES, RunConfig
 from .data import make_split
 from .ensemble import SHARED_FIELDS, train_ensemble
 from .errors import require

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from grok_lib.cli import DEMO
-from grok_lib.config import RunConfig
+from grok_lib.config import DEMO, RunConfig
 from grok_lib.errors import CheckpointError, GrokError
 from grok_lib.store import RunStore
 from grok_lib.train import grokking_epochs, log_schedule, train
