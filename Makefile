@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/python -m grok_lib.reproduce --profile auto
+	$(BIN)/python -m grok_lib.paper.reproduce --profile auto
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

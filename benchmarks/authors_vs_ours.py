@@ -1,4 +1,4 @@
-"""Our complexity measures beside the authors' (grok_lib.authors) on the same stored checkpoints.
+"""Our complexity measures beside the authors' (grok_lib.complexity.authors) on the same stored checkpoints.
 
     .venv/bin/python benchmarks/authors_vs_ours.py --store runs/init_grokking
     .venv/bin/python benchmarks/authors_vs_ours.py --store runs/init_grokking add-wd-s0-fe9f36441a:2000
@@ -6,10 +6,10 @@
 Targets are RUN (its directory name: the memorization-peak checkpoint, the first logged epoch with train
 accuracy >= 0.99, and the final one) or RUN:EPOCH[,EPOCH...]; default: every run in the store.
 Per (run, epoch), at distortion --eps (default 1), a markdown table of
-  ours:   Algorithm 1 (grok_lib.search.bayesian_complexity, default BayesConfig) and Algorithm 2
+  ours:   Algorithm 1 (grok_lib.complexity.search.bayesian_complexity, default BayesConfig) and Algorithm 2
           (quantization_complexity), both on one ComplexityProblem (F.cross_entropy, the FULL training set,
           two-sided test; Algorithm 1 first so that Algorithm 2's point does not join its pool), paper bytes;
-          naive bytes (grok_lib.coders.naive_size);
+          naive bytes (grok_lib.complexity.coders.naive_size);
   theirs: authors_algorithm_1 / authors_algorithm_2 (the epoch's last minibatch, their tests and
           container; "none feasible": no point met the test, the first probe's size is shown, as their
           bayes_opt would report it) and authors_naive_size;
@@ -26,13 +26,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grok_lib.authors import authors_algorithm_1, authors_algorithm_2, authors_naive_size  # noqa: E402
-from grok_lib.coders import naive_size  # noqa: E402
-from grok_lib.complexity import ComplexityProblem  # noqa: E402
-from grok_lib.data import make_split  # noqa: E402
-from grok_lib.search import BayesConfig, bayesian_complexity, quantization_complexity  # noqa: E402
+from grok_lib.complexity.authors import authors_algorithm_1, authors_algorithm_2, authors_naive_size  # noqa: E402
+from grok_lib.complexity.coders import naive_size  # noqa: E402
+from grok_lib.complexity.problem import ComplexityProblem  # noqa: E402
+from grok_lib.training.data import make_split  # noqa: E402
+from grok_lib.complexity.search import BayesConfig, bayesian_complexity, quantization_complexity  # noqa: E402
 from grok_lib.store import RunStore  # noqa: E402
-from grok_lib.train import grokking_epochs  # noqa: E402
+from grok_lib.training.train import grokking_epochs  # noqa: E402
 
 
 def ours(model, split, eps: float) -> tuple[int, int]:

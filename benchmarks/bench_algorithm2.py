@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from grok_lib.complexity import ComplexityProblem
-from grok_lib.data import make_split
-from grok_lib.search import SWEEP_POINTS_PER_DECADE, SWEEP_REFINE_STEPS, quantization_complexity
+from grok_lib.complexity.problem import ComplexityProblem
+from grok_lib.training.data import make_split
+from grok_lib.complexity.search import SWEEP_POINTS_PER_DECADE, SWEEP_REFINE_STEPS, quantization_complexity
 from grok_lib.store import RunStore
-from grok_lib.train import grokking_epochs
+from grok_lib.training.train import grokking_epochs
 
 SWEEPS = [("sweep", 4, 8), ("sweep", 8, 0), ("sweep", 8, 8), ("sweep", 16, 8), ("sweep-edges", 8, 8),
           ("sweep-edges", 16, 8)]

@@ -5,14 +5,14 @@
 
 The checkpoint: RunConfig(op="mul", regime=R, epochs=E) (default: wd, 150 epochs, memorized: train
 accuracy 1.0, test 0.03; 19 minutes to train once on the shared 2-core machine), trained with
-grok_lib.train.train into --store (reused when already there); its last checkpoint is measured.
+grok_lib.training.train.train into --store (reused when already there); its last checkpoint is measured.
 
 1. Latency: Algorithm 1 alone (2 probes + 10 random + 50 guided points, eps = --eps) on a fresh
    ComplexityProblem, run --repeat times per path, the paths in turn (A B A B ...) so that load from other
    processes falls on all alike; medians. Paths:
      stock     skopt's own GaussianProcessRegressor and Space, every compression in the caller's thread
-               (the state before grok_lib.surrogate and background compression);
-     fast      the default: grok_lib.surrogate.FastGP + ArraySpace, compression on a background thread
+               (the state before grok_lib.complexity.surrogate and background compression);
+     fast      the default: grok_lib.complexity.surrogate.FastGP + ArraySpace, compression on a background thread
                overlapping the loss evaluations;
      fast batch K  (--batch K) the same, proposing K guided points per round (BayesConfig.batch:
                skopt's constant liar), compressed side by side; a different search, so its size is printed
@@ -29,7 +29,7 @@ grok_lib.train.train into --store (reused when already there); its last checkpoi
    checkpoints, in 1 worker process and then in --workers processes side by side (each process: one torch
    thread, its own compression threads): seconds per checkpoint of each (wall time of the whole pool over
    K, process start-up included), their ratio, and whether both gave the same sizes.
-4. Throughput (--throughput K): grok_lib.tracking.track_complexity (eps = 1: Algorithm 2, then
+4. Throughput (--throughput K): grok_lib.complexity.tracking.track_complexity (eps = 1: Algorithm 2, then
    Algorithm 1 seeded with it, both coders, as along training) on the run's last K checkpoints, copied to
    a temporary run, with 1 worker process and then --workers (default 2): seconds per checkpoint of each,
    and their ratio.
@@ -50,15 +50,15 @@ import torch.nn.functional as F
 from skopt.learning import GaussianProcessRegressor
 from skopt.space import Space
 
-import grok_lib.search as search
-from grok_lib.complexity import ComplexityProblem
-from grok_lib.config import RunConfig
-from grok_lib.data import make_split
-from grok_lib.model import Transformer
-from grok_lib.search import BayesConfig, bayesian_complexity, quantization_complexity
+import grok_lib.complexity.search as search
+from grok_lib.complexity.problem import ComplexityProblem
+from grok_lib.training.config import RunConfig
+from grok_lib.training.data import make_split
+from grok_lib.training.model import Transformer
+from grok_lib.complexity.search import BayesConfig, bayesian_complexity, quantization_complexity
 from grok_lib.store import Run, RunStore
-from grok_lib.tracking import TrackingSettings, track_complexity
-from grok_lib.train import train
+from grok_lib.complexity.tracking import TrackingSettings, track_complexity
+from grok_lib.training.train import train
 
 
 class ReferenceTransformer(Transformer):

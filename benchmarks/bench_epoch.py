@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_epoch.py --op mul --epochs 5
 
-Runs grok_lib.train.train_epoch (the exact loop `train` uses, without the logging at scheduled
+Runs grok_lib.training.train.train_epoch (the exact loop `train` uses, without the logging at scheduled
 epochs) on the paper's config for the op: 1 layer for add/mul, 2 for sub/div; minibatch 512.
 """
 
@@ -11,9 +11,9 @@ import time
 
 import torch
 
-from grok_lib.config import REGIMES, RunConfig
-from grok_lib.data import make_split
-from grok_lib.train import init_training, pick_device, train_epoch
+from grok_lib.training.config import REGIMES, RunConfig
+from grok_lib.training.data import make_split
+from grok_lib.training.train import init_training, pick_device, train_epoch
 
 
 def main():

@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from grok_lib.lmn import LMNConfig, lmn_samples, mlp_lmn
-from grok_lib.lmn_tasks import task_data
-from grok_lib.model import MLP, MLPConfig
+from grok_lib.lmn.measure import LMNConfig, lmn_samples, mlp_lmn
+from grok_lib.lmn.tasks import task_data
+from grok_lib.training.model import MLP, MLPConfig
 
 
 def main() -> None:

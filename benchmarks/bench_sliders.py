@@ -1,6 +1,6 @@
 """One slider move of the explorer, timed: recompute the checkpoint at a new (tau, Delta) and redraw the PNG.
 
-Each move is what a reader's tau or Delta move costs in the notebook (grok_lib.explorer.explorer_widget's
+Each move is what a reader's tau or Delta move costs in the notebook (grok_lib.paper.explorer.explorer_widget's
 redraw: CheckpointExplorer.point at a point not computed before, the figure, the PNG bytes); an eps move
 only redraws. Prints the median and worst of `--moves` moves, one thread, on the last checkpoint of the
 run (default: the cpu profile's regularized addition run in the run store).
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grok_lib.explorer import CheckpointExplorer, png_bytes
-from grok_lib.profiles import get_profile
+from grok_lib.paper.explorer import CheckpointExplorer, png_bytes
+from grok_lib.paper.profiles import get_profile
 from grok_lib.store import RunStore
 
 

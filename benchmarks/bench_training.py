@@ -4,7 +4,7 @@
 (b) the spectral-regularized step ("ours": weight noise + spectral entropy) vs the plain step, for
     both: sequential steps use train()'s svdvals penalty, the ensemble step the Gram path of spectral.py;
 (c) spectral entropy of the paper's matrix shapes at E stacked copies: svdvals vs Gram eigvalsh vs
-    grok_lib.spectral (value + gradient).
+    grok_lib.training.spectral (value + gradient).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_training.py           # CPU-sized, E = 1, 2, 4, 8
     python benchmarks/bench_training.py --device cuda --ensemble 8 72 --spectral-ensemble 1 8 72
@@ -18,12 +18,12 @@ import time
 
 import torch
 
-from grok_lib.config import RunConfig
-from grok_lib.ensemble import ParamLayout, Regularization, StackedAdamW, ensemble_loss
-from grok_lib.model import Transformer
-from grok_lib.regularizers import spectral_entropy
-from grok_lib.spectral import gram, spectral_entropies
-from grok_lib.train import ADAM_EPS, BETAS, pick_device, training_loss
+from grok_lib.training.config import RunConfig
+from grok_lib.training.ensemble import ParamLayout, Regularization, StackedAdamW, ensemble_loss
+from grok_lib.training.model import Transformer
+from grok_lib.training.regularizers import spectral_entropy
+from grok_lib.training.spectral import gram, spectral_entropies
+from grok_lib.training.train import ADAM_EPS, BETAS, pick_device, training_loss
 
 REGIMES = ("none", "ours")  # plain: no noise, no penalty; ours: wd 1, noise 1e-2, beta 0.1 (op mul)
 

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/compare_pipelined_search.py            # ~10 min on 2 cores
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/compare_pipelined_search.py --epochs 150 --eps 1 --seeds 2
 
-In the sequential search (grok_lib.search.bayesian_complexity) the surrogate is told each guided point's
+In the sequential search (grok_lib.complexity.search.bayesian_complexity) the surrogate is told each guided point's
 exact compressed size before it proposes the next point, so every feasible point's bz2 sits on the
 critical path. The pipelined variant here proposes point i+1 while point i still compresses: point i is
 told a lie (--lies: "cl_min", the smallest value so far; "kb", the GP's own prediction, "kriging
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch.nn.functional as F
 
-import grok_lib.search as S
-from grok_lib.complexity import ComplexityProblem
-from grok_lib.config import RunConfig
-from grok_lib.data import make_split
+import grok_lib.complexity.search as S
+from grok_lib.complexity.problem import ComplexityProblem
+from grok_lib.training.config import RunConfig
+from grok_lib.training.data import make_split
 from grok_lib.store import RunStore
-from grok_lib.train import train
+from grok_lib.training.train import train
 
 
 def pipelined_complexity(problem, eps, lie, config=S.BayesConfig(), seed=0):

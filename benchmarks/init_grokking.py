@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from grok_lib.config import DEMO, RunConfig
-from grok_lib.model import Transformer
-from grok_lib.profiles import train_missing
+from grok_lib.training.config import DEMO, RunConfig
+from grok_lib.training.model import Transformer
+from grok_lib.paper.profiles import train_missing
 from grok_lib.store import RunStore
-from grok_lib.train import grokking_epochs, l2_norm
+from grok_lib.training.train import grokking_epochs, l2_norm
 
 
 def configs(epochs: int, demo: bool, paper: bool) -> list[RunConfig]:

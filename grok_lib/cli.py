@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import DEMO, REGIMES, RunConfig
-from .data import OPS
+from .training.config import DEMO, REGIMES, RunConfig
+from .training.data import OPS
 from .errors import GrokError
 from .store import DEFAULT_ROOT, RunStore
 
@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grid(args, store: RunStore) -> None:
-    from .ensemble import train_ensemble
-    from .train import grokking_epochs, train
+    from .training.ensemble import train_ensemble
+    from .training.train import grokking_epochs, train
 
     configs = [_config_from(args, regime=regime, seed=seed) for regime in args.regimes for seed in args.seeds]
     if args.ensemble:
@@ -145,9 +145,9 @@ def _add_complexity_parser(sub) -> None:
 
 
 def _complexity(args, store: RunStore) -> None:
-    from .search import PAPER_EPS, BayesConfig
+    from .complexity.search import PAPER_EPS, BayesConfig
     from .store import read_config
-    from .tracking import TrackingSettings, track_complexity
+    from .complexity.tracking import TrackingSettings, track_complexity
 
     settings = TrackingSettings(
         eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     try:
         store = RunStore(args.store)
         if args.command == "train":
-            from .train import grokking_epochs, train
+            from .training.train import grokking_epochs, train
 
             run = train(_config_from(args), store, device=args.device, progress=not args.quiet)
             metrics = run.metrics()
@@ -189,8 +189,8 @@ def main(argv=None) -> int:
             print(f"{run.path}: epoch {int(last.epoch)}, train acc {last.train_acc:.3f}, "
                   f"test acc {last.test_acc:.3f}; first epochs >= 99%: {grokking_epochs(metrics)}")
         elif args.command == "demo":
-            from .plots import plot_training
-            from .train import grokking_epochs, train
+            from .paper.plots import plot_training
+            from .training.train import grokking_epochs, train
 
             run = train(RunConfig(**DEMO), store)
             path = plot_training(run, args.figures / "demo_grokking")
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
         elif args.command == "grid":
             _grid(args, store)
         elif args.command == "lmn":
-            from .lmn_reproduce import reproduce_lmn
+            from .paper.lmn_reproduce import reproduce_lmn
 
             summary = reproduce_lmn(args.out_dir, args.profile, args.figures, args.seed, not args.no_complexity, True)
             print(summary.to_string(index=False))

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import RunConfig
+from .training.config import RunConfig
 from .errors import CheckpointError, GrokError
 
 DEFAULT_ROOT = Path(os.environ.get("GROK_RUNS", "runs"))
@@ -113,7 +113,7 @@ class Run:
 
     def load_model(self, epoch: int | None = None, device="cpu"):
         """The transformer with the weights of `epoch` (default: the last checkpoint)."""
-        from .model import Transformer
+        from .training.model import Transformer
 
         epochs = self.checkpoint_epochs()
         if not epochs:

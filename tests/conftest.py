@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grok_lib.config import RunConfig
+from grok_lib.training.config import RunConfig
 from grok_lib.store import RunStore
 
 

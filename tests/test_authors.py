@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from grok_lib import train as train_module
-from grok_lib.authors import (
+from grok_lib.training import train as train_module
+from grok_lib.complexity.authors import (
     AuthorsProblem, Spectrum, authors_algorithm_1, authors_algorithm_2, authors_loss, authors_naive_size, authors_tree,
     coarse_grain, container_size, jax_pickle, last_minibatch, quantize, torch_weights)
-from grok_lib.data import make_split
+from grok_lib.training.data import make_split
 from grok_lib.errors import GrokError
-from grok_lib.model import Transformer, TransformerConfig
-from grok_lib.train import init_training, train, train_epoch
+from grok_lib.training.model import Transformer, TransformerConfig
+from grok_lib.training.train import init_training, train, train_epoch
 
 f32 = lambda values: np.array(values, dtype=np.float32)  # noqa: E731
 
@@ -146,7 +146,7 @@ def test_naive_size_is_the_sum_of_per_leaf_bz2_in_their_layout():
             expected += sum(len(bz2.compress(p.detach().numpy().tobytes())) for p in module.parameters())
     weights = dict(model.named_parameters())
     assert authors_naive_size(weights) == expected
-    pickled_list = pickle.dumps([w.detach().numpy() for w in weights.values()])  # grok_lib.coders.naive_size
+    pickled_list = pickle.dumps([w.detach().numpy() for w in weights.values()])  # grok_lib.complexity.coders.naive_size
     assert authors_naive_size(weights) != len(bz2.compress(pickled_list))
 
 
@@ -229,7 +229,7 @@ def test_loss_is_their_jitted_compute_loss():
 # --- the searches, end to end ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from grok_lib.config import RunConfig
+    from grok_lib.training.config import RunConfig
     from grok_lib.store import RunStore
 
     config = RunConfig(op="add", regime="ours", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=12)

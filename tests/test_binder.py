@@ -32,7 +32,7 @@ def test_the_binder_requirements_install_in_a_fresh_venv(tmp_path):
     subprocess.run([*pip, f"torch=={torch_version}"], check=True, cwd=REPO)
     result = subprocess.run([*pip, "-r", str(BINDER / "requirements.txt")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    check = subprocess.run([python, "-c", "import grok_lib.explorer, ipywidgets, jupyterlab, papermill, torch; "
+    check = subprocess.run([python, "-c", "import grok_lib.paper.explorer, ipywidgets, jupyterlab, papermill, torch; "
                             "print(torch.__version__)"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr[-3000:]
     assert check.stdout.strip().startswith(torch_version)

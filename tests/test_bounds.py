@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from grok_lib.bounds import data_bits, fit_rate_distortion, generalization_bound, total_description_length
+from grok_lib.complexity.bounds import data_bits, fit_rate_distortion, generalization_bound, total_description_length
 from grok_lib.errors import GrokError
 
 

@@ -202,7 +202,7 @@ def test_an_exported_notebook_reads_without_a_kernel(lab, browser, tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    from grok_lib.reproduce import export_html
+    from grok_lib.paper.reproduce import export_html
 
     _, _, tmp = lab
     nb = nbformat.read(tmp / "notebooks" / "05_bounds.ipynb", as_version=4)

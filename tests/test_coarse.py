@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from grok_lib.coarse import (CoarseGrainer, bin_indices, coarse_grain, keeps_factorization, quantize, spectrum,
+from grok_lib.complexity.coarse import (CoarseGrainer, bin_indices, coarse_grain, keeps_factorization, quantize, spectrum,
                              truncation_rank)
-from grok_lib.coders import decode_symbols, encode_symbols, naive_size, paper_size, sizes
+from grok_lib.complexity.coders import decode_symbols, encode_symbols, naive_size, paper_size, sizes
 from grok_lib.errors import GrokError
 
 

@@ -10,10 +10,10 @@ from torch import nn
 from torch.func import functional_call
 
 from conftest import cuda
-from grok_lib.coders import naive_size
-from grok_lib.complexity import ComplexityProblem, weight_summary
+from grok_lib.complexity.coders import naive_size
+from grok_lib.complexity.problem import ComplexityProblem, weight_summary
 from grok_lib.errors import GrokError
-from grok_lib.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
+from grok_lib.complexity.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
                              quantization_complexity, sweep_grid)
 
 SMALL = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)  # tests only; default 2 + 10 + 50, GP
@@ -228,8 +228,8 @@ def test_on_cuda_a_batched_evaluation_equals_one_at_a_time_on_cpu(trained):
 
 
 def test_the_paper_transformer_runs_batched(tiny_config):
-    from grok_lib.data import make_split
-    from grok_lib.model import Transformer
+    from grok_lib.training.data import make_split
+    from grok_lib.training.model import Transformer
 
     torch.manual_seed(0)
     model = Transformer(tiny_config.model_config())
@@ -304,7 +304,7 @@ def test_the_search_runs_on_its_thread_budget_and_restores_the_callers(trained):
 def test_the_surrogate_is_fit_once_per_guided_proposal(trained, monkeypatch):
     """One fit before each guided point and none after the last (it would propose nothing); with no guided
     points, none at all. The answer is the same search's either way."""
-    import grok_lib.search as search
+    import grok_lib.complexity.search as search
     net, train, _ = trained
     fits = []
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grok_lib.data import OPS, all_equations, make_split
+from grok_lib.training.data import OPS, all_equations, make_split
 from grok_lib.errors import GrokError
 
 

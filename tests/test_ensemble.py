@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from conftest import cuda
-from grok_lib.config import RunConfig
-from grok_lib.ensemble import StackedAdamW, train_ensemble
+from grok_lib.training.config import RunConfig
+from grok_lib.training.ensemble import StackedAdamW, train_ensemble
 from grok_lib.errors import GrokError
 from grok_lib.store import RunStore
-from grok_lib.train import ADAM_EPS, BETAS, log_schedule, train
+from grok_lib.training.train import ADAM_EPS, BETAS, log_schedule, train
 
 DETERMINISTIC = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "spectral_entropy",
                  "effective_rank"]

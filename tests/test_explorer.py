@@ -9,18 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from grok_lib.coarse import coarse_grain
-from grok_lib.coders import paper_size
-from grok_lib.data import make_split
+from grok_lib.complexity.coarse import coarse_grain
+from grok_lib.complexity.coders import paper_size
+from grok_lib.training.data import make_split
 from grok_lib.errors import GrokError
-from grok_lib.explorer import CheckpointExplorer, explorer_widget, on_main_thread, smallest_within
+from grok_lib.paper.explorer import CheckpointExplorer, explorer_widget, on_main_thread, smallest_within
 from grok_lib.store import RunStore
-from grok_lib.train import train
+from grok_lib.training.train import train
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from grok_lib.config import RunConfig
+    from grok_lib.training.config import RunConfig
 
     config = RunConfig(op="add", regime="ours", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=12)
     return train(config, RunStore(tmp_path_factory.mktemp("runs")), progress=False)

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from grok_lib.errors import GrokError
-from grok_lib.lmn import (LMNConfig, NetworkSplit, linear_connectivity, linear_mapping_number, mapping_entropy,
+from grok_lib.lmn.measure import (LMNConfig, NetworkSplit, linear_connectivity, linear_mapping_number, mapping_entropy,
                           measure_lmn, mlp_lmn, mlp_split)
-from grok_lib.lmn_tasks import LMNRunConfig, make_task_split, permutation_table, task_data, train_lmn_run
-from grok_lib.model import MLP, MLPConfig
+from grok_lib.lmn.tasks import LMNRunConfig, make_task_split, permutation_table, task_data, train_lmn_run
+from grok_lib.training.model import MLP, MLPConfig
 
 SMALL = MLPConfig(vocab_size=31, n_inputs=2, d_embed=8, d_hidden=16, n_layers=3, n_classes=31)
 

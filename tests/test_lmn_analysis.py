@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from grok_lib.errors import GrokError
-from grok_lib.lmn_analysis import (grokking_phase, late_turning_points, phase_correlations, segment_breakpoints, smooth,
+from grok_lib.lmn.analysis import (grokking_phase, late_turning_points, phase_correlations, segment_breakpoints, smooth,
                                    turning_points)
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from grok_lib.errors import GrokError
-from grok_lib.lmn_reproduce import PROFILES, coarse_to_fine, complexity_steps, notebook_out_dir, run_configs
-from grok_lib.lmn_tasks import LMNRunConfig
+from grok_lib.paper.lmn_reproduce import PROFILES, coarse_to_fine, complexity_steps, notebook_out_dir, run_configs
+from grok_lib.lmn.tasks import LMNRunConfig
 
 
 def test_coarse_to_fine_visits_every_step_once_and_spans_the_run_early():

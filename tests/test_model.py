@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from grok_lib.config import RunConfig
+from grok_lib.training.config import RunConfig
 from grok_lib.errors import GrokError
-from grok_lib.model import MLP, MLPConfig, Transformer, TransformerConfig
+from grok_lib.training.model import MLP, MLPConfig, Transformer, TransformerConfig
 
 
 def n_params(model):

@@ -1,7 +1,7 @@
 """Every notebook runs under nbval (--nbval-lax) at the ci profile, and its check cells print the stored text.
 
 The committed notebooks carry no outputs, so nbval runs on copies that have the reference text of the
-`# NBVAL_CHECK_OUTPUT` cells put back (grok_lib.reproduce.with_references), in a separate pytest process
+`# NBVAL_CHECK_OUTPUT` cells put back (grok_lib.paper.reproduce.with_references), in a separate pytest process
 whose environment selects the ci profile and a throw-away run store and figure folder.
 """
 
@@ -11,7 +11,7 @@ import sys
 
 import nbformat
 
-from grok_lib.reproduce import NOTEBOOK_DIR, NOTEBOOKS, with_references
+from grok_lib.paper.reproduce import NOTEBOOK_DIR, NOTEBOOKS, with_references
 
 
 def test_notebooks_pass_nbval_at_the_ci_profile(tmp_path):

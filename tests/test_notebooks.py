@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from grok_lib.errors import GrokError
-from grok_lib.figures import mean_se
-from grok_lib.profiles import get_profile, profile_configs
-from grok_lib.reproduce import CHECK_MARK, NOTEBOOK_DIR, NOTEBOOKS, read_references
+from grok_lib.paper.figures import mean_se
+from grok_lib.paper.profiles import get_profile, profile_configs
+from grok_lib.paper.reproduce import CHECK_MARK, NOTEBOOK_DIR, NOTEBOOKS, read_references
 
 NOTEBOOK_PATHS = [NOTEBOOK_DIR / name for name in NOTEBOOKS]
 JSON_TYPES = (str, int, float, bool, type(None), list, dict)

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from grok_lib.regularizers import (add_weight_noise, effective_rank, spectral_entropy,
+from grok_lib.training.regularizers import (add_weight_noise, effective_rank, spectral_entropy,
                                    spectral_entropy_penalty, spectral_summary)
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import DEVICES
-from grok_lib.model import Transformer, TransformerConfig
-from grok_lib.regularizers import spectral_entropy, spectral_entropy_penalty
-from grok_lib.spectral import spectral_entropies, stacked_spectral_entropy_penalty
+from grok_lib.training.model import Transformer, TransformerConfig
+from grok_lib.training.regularizers import spectral_entropy, spectral_entropy_penalty
+from grok_lib.training.spectral import spectral_entropies, stacked_spectral_entropy_penalty
 
 PAPER_SHAPES = [(115, 128), (4, 128), (128, 128), (512, 128), (128, 512), (128, 115)]
 # float64: rounding only; float32: the svdvals reference itself is float32

@@ -1,4 +1,4 @@
-"""Algorithm 1's surrogate (grok_lib.surrogate) against scikit-optimize's own GP and Space."""
+"""Algorithm 1's surrogate (grok_lib.complexity.surrogate) against scikit-optimize's own GP and Space."""
 
 import warnings
 
@@ -8,8 +8,8 @@ from skopt import Optimizer
 from skopt.learning import GaussianProcessRegressor
 from skopt.learning.gaussian_process.kernels import RBF
 
-from grok_lib.search import BayesConfig, _space, _surrogate
-from grok_lib.surrogate import ArraySpace, FastGP, matern_lml
+from grok_lib.complexity.search import BayesConfig, _space, _surrogate
+from grok_lib.complexity.surrogate import ArraySpace, FastGP, matern_lml
 
 
 def sizes_like(x: np.ndarray) -> np.ndarray:

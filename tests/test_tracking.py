@@ -5,20 +5,20 @@ import shutil
 import pandas as pd
 import pytest
 
-from grok_lib import tracking
+from grok_lib.complexity import tracking
 from grok_lib.cli import main
 from grok_lib.errors import GrokError
-from grok_lib.search import BayesConfig
-from grok_lib.tracking import COMPLEXITY_FILE, SETTINGS_FILE, TrackingSettings, load_complexity, track_complexity
+from grok_lib.complexity.search import BayesConfig
+from grok_lib.complexity.tracking import COMPLEXITY_FILE, SETTINGS_FILE, TrackingSettings, load_complexity, track_complexity
 from grok_lib.store import Run, RunStore
-from grok_lib.train import train
+from grok_lib.training.train import train
 
 FAST = TrackingSettings(eps=(1.0, 0.25), bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET", n_trees=4))
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from grok_lib.config import RunConfig
+    from grok_lib.training.config import RunConfig
 
     config = RunConfig(op="add", regime="ours", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=4)
     return train(config, RunStore(tmp_path_factory.mktemp("runs")), progress=False)

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from grok_lib.config import DEMO, RunConfig
+from grok_lib.training.config import DEMO, RunConfig
 from grok_lib.errors import CheckpointError, GrokError
 from grok_lib.store import RunStore
-from grok_lib.train import grokking_epochs, log_schedule, train
+from grok_lib.training.train import grokking_epochs, log_schedule, train
 
 DETERMINISTIC = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "spectral_entropy"]
 

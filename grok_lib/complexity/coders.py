@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .coarse import CoarseGrained, StoredParam, dequantize
-from .errors import GrokError
+from ..errors import GrokError
 
 MAGIC = b"GKCG"
 VERSION = 1

@@ -12,7 +12,7 @@
   its own points that meet the bound, as the paper's pseudocode returns (`pooled=False`); `pooled=True`
   returns the smallest of every point the problem has measured (Algorithm 2's sweep and the searches at
   other eps included): never worse than Algorithm 2 and non-increasing in eps by construction.
-  The surrogate is skopt's GP (refit once per step, through the lean `grok_lib.surrogate`), or a forest.
+  The surrogate is skopt's GP (refit once per step, through the lean `grok_lib.complexity.surrogate`), or a forest.
   The code's tau range is [0, 1]; every tau <= sigma_bar_1 gives k = 1 and sigma_bar_1 >= 1/min(m, n),
   so [1e-3, 1] is the same search without the rank-0 (deleted) matrices that Eq. 13 does not define.
 
@@ -32,8 +32,8 @@ from skopt.learning import ExtraTreesRegressor, RandomForestRegressor
 from skopt.utils import cook_estimator
 from skopt.space import Real
 
-from .complexity import ComplexityProblem, ComplexityResult, check_eps
-from .errors import require
+from .problem import ComplexityProblem, ComplexityResult, check_eps
+from ..errors import require
 from .surrogate import ArraySpace, FastGP
 
 ESTIMATORS = ("GP", "ET", "RF")  # skopt's GBRT estimator is broken with current scikit-learn

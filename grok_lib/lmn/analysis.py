@@ -24,7 +24,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .errors import require
+from ..errors import require
 
 
 @dataclass(frozen=True)

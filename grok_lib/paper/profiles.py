@@ -16,7 +16,7 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
 
 The environment variable GROK_PROFILE overrides the notebook's parameter (the test suite sets it to
 "ci"); GROK_RUNS moves the run store and GROK_FIGURES the figure folder (default: figures/ inside the run
-store; `python -m grok_lib.reproduce` points it at the committed figures/).
+store; `python -m grok_lib.paper.reproduce` points it at the committed figures/).
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .config import DEMO, REGIMES, RunConfig
-from .data import make_split
-from .ensemble import SHARED_FIELDS, train_ensemble
-from .errors import require
-from .search import PAPER_EPS, PAPER_PROBES, BayesConfig
-from .store import Run, RunStore, write_text_atomic
-from .tracking import TrackingSettings, load_complexity, measure_checkpoint, read_complexity, track_complexity
-from .train import train
+from ..training.config import DEMO, REGIMES, RunConfig
+from ..training.data import make_split
+from ..training.ensemble import SHARED_FIELDS, train_ensemble
+from ..errors import require
+from ..complexity.search import PAPER_EPS, PAPER_PROBES, BayesConfig
+from ..store import Run, RunStore, write_text_atomic
+from ..complexity.tracking import TrackingSettings, load_complexity, measure_checkpoint, read_complexity, track_complexity
+from ..training.train import train
 
 PROFILES = ("ci", "cpu", "paper")
 # Extra (tau, Delta) probes for the cpu profile's small Algorithm 1 budget: with only the authors' two probes
@@ -64,8 +64,8 @@ class Profile:
     slider_taus: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)  # (tau, Delta) grid cached
     slider_deltas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # for the widgets
     workers: int = 1  # processes that train / measure runs in parallel
-    algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.search.ALGORITHM_2_METHODS)
-    # the Algorithm 1 answer the figures show (grok_lib.figures.VARIANTS): the paper's, or pooled with
+    algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.complexity.search.ALGORITHM_2_METHODS)
+    # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or pooled with
     # Algorithm 2's sweep where the search budget is cut (the small budgets lose to the sweep)
     algorithm_1: str = "paper"
 
@@ -188,7 +188,7 @@ def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, e
     """Train every config not finished in `store` (finished runs are reused, interrupted ones resumed).
 
     workers > 1 trains that many runs at once in separate processes; ensemble=True instead trains the runs
-    of each op together in one batched step (grok_lib.ensemble, the fast path on a GPU).
+    of each op together in one batched step (grok_lib.training.ensemble, the fast path on a GPU).
     """
     runs = [store.run(c) for c in configs]
     todo = [r for r in runs if not r.is_complete]
@@ -218,7 +218,7 @@ def _track_job(run_dir: str, config: RunConfig, settings, epochs: list[int]) -> 
 def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
     """Algorithm 1 and 2 at profile.track_eps on every tracked checkpoint not yet in a run's complexity.csv.
 
-    Returns the tables of all runs (grok_lib.tracking.load_complexity: joined with metrics, plus op,
+    Returns the tables of all runs (grok_lib.complexity.tracking.load_complexity: joined with metrics, plus op,
     regime, seed), one row per (run, epoch, eps).
     """
     settings = tracking_settings(profile)

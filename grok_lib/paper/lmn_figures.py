@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .lmn_analysis import grokking_phase, late_turning_points, phase_correlations, phase_rows, segment_breakpoints
-from .lmn_tasks import TASKS, LMNRun
+from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, phase_rows, segment_breakpoints
+from ..lmn.tasks import TASKS, LMNRun
 
 
 def describe(run: LMNRun) -> str:

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .train import grokking_epochs
+from ..training.train import grokking_epochs
 
 
 def save(fig, stem: Path) -> Path:
@@ -55,7 +55,7 @@ def plot_training(run, stem: Path | None = None):
 
 def plot_grid_rate_distortion(points: pd.DataFrame, final: pd.DataFrame, title: str = ""):
     """The rate-distortion curve of a set of coarse-grainings of one checkpoint (the smallest point within
-    each eps; `grok_lib.explorer`) against Algorithm 1's sizes on the same checkpoint (rows of `final`)."""
+    each eps; `grok_lib.paper.explorer`) against Algorithm 1's sizes on the same checkpoint (rows of `final`)."""
     from .explorer import smallest_within
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

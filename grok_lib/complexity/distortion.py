@@ -14,7 +14,7 @@ import math
 import torch
 from torch.func import functional_call
 
-from .errors import GrokError, require
+from ..errors import GrokError, require
 
 
 def check_data(data, field: str) -> tuple[torch.Tensor, torch.Tensor]:

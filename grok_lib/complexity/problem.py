@@ -3,7 +3,7 @@
 `ComplexityProblem` holds one network (any nn.Module), a loss function and the FULL training set. It
 computes the reference loss L(theta, D) once, the SVD of every matrix once, and caches every evaluated
 coarse-graining (keyed by its per-matrix ranks and Delta, so two taus with the same ranks cost one
-evaluation). Algorithms 1 and 2 (grok_lib.search) ask it to evaluate points and to build results.
+evaluation). Algorithms 1 and 2 (grok_lib.complexity.search) ask it to evaluate points and to build results.
 
 Speed without changing any answer:
 * the training loss is summed over chunks of `chunk_size` examples (default 8192: the paper's training
@@ -11,7 +11,7 @@ Speed without changing any answer:
   halves), and the evaluation stops as soon as the partial sum proves L(theta_hat) > L(theta) + eps
   (valid because a per-example loss like cross-entropy is >= 0; pass early_exit=False for a loss that
   can be negative); a bounded evaluation first looks at a quarter of the set (LossMeter.chunks in
-  grok_lib.distortion, which measures the losses), which is
+  grok_lib.complexity.distortion, which measures the losses), which is
   enough to reject most broken networks (~20 % less loss time in the benchmark search);
 * only points that meet the bound are compressed (an infeasible point's size is never used), and the
   compression overlaps the loss: once the first quarter of the training set has not ruled a point out,
@@ -27,9 +27,9 @@ Speed without changing any answer:
   thread (spinning thread pools wait on preempted siblings); pass threads=None to leave the process's
   settings alone.
 
-Quick use (any classifier; see measure_complexity in grok_lib.search)::
+Quick use (any classifier; see measure_complexity in grok_lib.complexity.search)::
 
-    from grok_lib.search import measure_complexity
+    from grok_lib.complexity.search import measure_complexity
     result = measure_complexity(model, torch.nn.functional.cross_entropy, (x_train, y_train), eps=1.0)
     result.paper_bytes, result.symbols_bits, result.tau, result.delta, result.ranks
 """
@@ -53,9 +53,9 @@ from threadpoolctl import threadpool_limits
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
 from .distortion import LossMeter, check_data, within_bound
 from .coders import encode_symbols, naive_size, paper_size, symbols_bzip2_size
-from .errors import require
-from .regularizers import spectral_summary
-from .train import l2_norm
+from ..errors import require
+from ..training.regularizers import spectral_summary
+from ..training.train import l2_norm
 
 OBJECTIVES = ("paper", "symbols")
 
@@ -89,7 +89,7 @@ class ComplexityResult:
     eps: float
     one_sided: bool
     paper_bytes: int  # the paper's complexity: bz2(pickle(float32 arrays))
-    symbols_bytes: int  # the tighter coder (grok_lib.coders)
+    symbols_bytes: int  # the tighter coder (grok_lib.complexity.coders)
     symbols_codec: str
     tau: float | None  # None: no low-rank step
     delta: float
@@ -223,7 +223,7 @@ class ComplexityProblem:
 
     def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf,
                           on_continue=None) -> tuple[float, float, bool]:
-        """(mean loss, accuracy, exact) of `weights` on `data` (grok_lib.distortion.LossMeter)."""
+        """(mean loss, accuracy, exact) of `weights` on `data` (grok_lib.complexity.distortion.LossMeter)."""
         return self.meter.loss_and_accuracy(weights, data, limit, on_continue)
 
     def coarse_grain(self, ranks: tuple, delta: float, tau: float | None) -> CoarseGrained:

@@ -29,12 +29,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import StoredConfig
-from .errors import CheckpointError, GrokError, require
-from .lmn import LMNConfig, lmn_samples, mlp_lmn
-from .model import MLP, MLPConfig
-from .store import load_state_strict, load_tensors, save_tensors, write_text_atomic
-from .train import evaluate, l2_norm, log_schedule
+from ..training.config import StoredConfig
+from ..errors import CheckpointError, GrokError, require
+from .measure import LMNConfig, lmn_samples, mlp_lmn
+from ..training.model import MLP, MLPConfig
+from ..store import load_state_strict, load_tensors, save_tensors, write_text_atomic
+from ..training.train import evaluate, l2_norm, log_schedule
 
 # task -> (symbols per input, classes, description)
 TASKS: dict[str, tuple[int, int, str]] = {

@@ -13,10 +13,10 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .data import make_split
-from .errors import require
+from ..errors import require
 from .model import Transformer
 from .regularizers import add_weight_noise, spectral_entropy_penalty, spectral_summary
-from .store import Run, RunStore, load_state_strict
+from ..store import Run, RunStore, load_state_strict
 
 BETAS = (0.9, 0.98)
 ADAM_EPS = 1e-8

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from .data import OPS, check_op
-from .errors import GrokError, require
+from ..errors import GrokError, require
 from .model import TransformerConfig
 
 # Regime presets (paper Sec. 5 and Table 1): weight decay, weight-noise std delta, spectral beta.

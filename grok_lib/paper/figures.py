@@ -2,9 +2,9 @@
 
 Inputs are the tidy tables of the run store, with op, regime and seed columns:
   metrics      one row per (run, logged epoch): `runs_metrics(runs)` (metrics.csv)
-  complexity   one row per (run, tracked epoch, eps): `grok_lib.profiles.track_missing` (complexity.csv
-               joined with metrics.csv by grok_lib.tracking.load_complexity)
-  final        one row per (run, eps) on the final checkpoint: `grok_lib.profiles.final_rate_distortion`
+  complexity   one row per (run, tracked epoch, eps): `grok_lib.paper.profiles.track_missing` (complexity.csv
+               joined with metrics.csv by grok_lib.complexity.tracking.load_complexity)
+  final        one row per (run, eps) on the final checkpoint: `grok_lib.paper.profiles.final_rate_distortion`
 Every function returns a matplotlib Figure. Complexity is in kB (1000 bytes) of the paper's coder, bz2 of
 the pickled float32 arrays; epochs are on a log axis; the profile and seeds are in the title. Nothing is
 computed here that the store already holds: Eq. 4 bounds and description lengths come from complexity.csv.
@@ -18,14 +18,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .bounds import fit_rate_distortion
+from ..complexity.bounds import fit_rate_distortion
 from .plots import save
-from .train import grokking_epochs
+from ..training.train import grokking_epochs
 
 REGIME_COLORS = {"none": "C0", "wd": "C2", "ours": "C3"}
 REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (wd + noise + spectral)"}
 OP_SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "sq_sum": "a²+b²", "quad": "a²+ab+b²"}
-# Which Algorithm 1 answer a figure shows (grok_lib.tracking's columns): the paper's (the best of its own
+# Which Algorithm 1 answer a figure shows (grok_lib.complexity.tracking's columns): the paper's (the best of its own
 # search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's sweep included)
 VARIANTS = {
     "paper": dict(bytes="complexity_bytes", bound="bound", length="description_length_bits", label="Algorithm 1"),
@@ -181,7 +181,7 @@ def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours", variant: str
 
 def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "paper"):
     """Fig. 4: complexity of the final weights (Algorithm 1) vs eps per op, with the least-squares fit
-    a ln(eps) + b (grok_lib.bounds.fit_rate_distortion) and its R^2 in the legend."""
+    a ln(eps) + b (grok_lib.complexity.bounds.fit_rate_distortion) and its R^2 in the legend."""
     rows = final[final.regime == regime]
     fits = rate_distortion_fits(final, regime, variant).set_index("op")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

@@ -1,8 +1,8 @@
 """Run the notebooks in order with papermill; every paper figure lands in figures/ (PNG and PDF).
 
-    python -m grok_lib.reproduce --profile auto      # paper on a CUDA machine, else cpu (<= 20 min, 2 cores)
-    python -m grok_lib.reproduce --profile ci        # seconds: checks that every cell runs
-    python -m grok_lib.reproduce --refresh-checks    # rewrite the reference outputs nbval compares
+    python -m grok_lib.paper.reproduce --profile auto      # paper on a CUDA machine, else cpu (<= 20 min, 2 cores)
+    python -m grok_lib.paper.reproduce --profile ci        # seconds: checks that every cell runs
+    python -m grok_lib.paper.reproduce --refresh-checks    # rewrite the reference outputs nbval compares
 
 The executed copies go to notebooks/executed/ (ignored by git), each with an HTML page beside it (figures
 inline, widget state embedded: the whole companion readable without a kernel). Figures go to figures/
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import require
+from ..errors import require
 from .profiles import REPO_ROOT, figures_dir, get_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -64,7 +64,7 @@ def export_html(executed: Path) -> Path:
     for reading without a kernel."""
     import nbconvert
 
-    from .store import write_text_atomic
+    from ..store import write_text_atomic
 
     body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
     target = Path(executed).with_suffix(".html")
@@ -108,7 +108,7 @@ def refresh_checks(notebooks=NOTEBOOKS, kernel: str = KERNEL) -> None:
 
     import nbformat
 
-    from .store import write_text_atomic
+    from ..store import write_text_atomic
 
     references = read_references()
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +124,7 @@ def refresh_checks(notebooks=NOTEBOOKS, kernel: str = KERNEL) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grok_lib.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m grok_lib.paper.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="auto", help="ci, cpu, paper or auto (paper with CUDA, else cpu)")
     parser.add_argument("--only", nargs="*", help="run only these notebooks (file names), still in order")
     parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")

@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .coders import encode_symbols, paper_size
-from .complexity import ComplexityProblem
-from .data import make_split
-from .errors import require
-from .store import write_text_atomic
+from ..complexity.coders import encode_symbols, paper_size
+from ..complexity.problem import ComplexityProblem
+from ..training.data import make_split
+from ..errors import require
+from ..store import write_text_atomic
 
 GRID_FILE = "coarse_grid_epoch{epoch:06d}.csv"
 DISTORTION_FLOOR = 1e-6  # distortions below this are drawn at it, so a log axis can show exact zeros

@@ -31,8 +31,8 @@ from skopt import Optimizer
 from skopt.space import Real
 from torch.func import functional_call
 
-from .errors import require
-from .model import Transformer
+from ..errors import require
+from ..training.model import Transformer
 
 BLOCK = {"attn.query": "self_attn/q_proj", "attn.key": "self_attn/k_proj", "attn.value": "self_attn/v_proj",
          "attn.out": "self_attn/out_proj", "ln_attn": "ln1", "ln_mlp": "ln2", "mlp_in": "ffn/layer1",
@@ -51,7 +51,7 @@ def flax_name(name: str) -> tuple[str, bool]:
     block = len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2] in BLOCK
     embed, norm = module in ("embed", "pos"), block and parts[2].startswith("ln_")
     require((block or module in TOP) and leaf in ("weight", "bias") and not (embed and leaf == "bias"), "weights",
-            f"{name!r} is not a parameter of grok_lib.model.Transformer")
+            f"{name!r} is not a parameter of grok_lib.training.model.Transformer")
     path = f"decoder_layers_{parts[1]}/{BLOCK[parts[2]]}" if block else TOP[module]
     if leaf == "bias":
         return f"{path}/bias", False
@@ -266,7 +266,7 @@ class AuthorsProblem:
                 f"distortion bound must be a finite number > 0, got {eps!r}")
         if isinstance(model_or_weights, torch.nn.Module):
             require(isinstance(model_or_weights, Transformer), "model_or_weights",
-                    f"must be a grok_lib.model.Transformer or its state dict, got {type(model_or_weights).__name__}")
+                    f"must be a grok_lib.training.model.Transformer or its state dict, got {type(model_or_weights).__name__}")
             weights = {k: v.detach() for k, v in model_or_weights.named_parameters()}
         else:
             weights = model_or_weights

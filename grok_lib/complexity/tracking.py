@@ -19,7 +19,7 @@ Files written next to metrics.csv::
 The table is rewritten atomically after each checkpoint, so an interrupted pass resumes at the first
 checkpoint it had not finished and a second call on a finished run costs nothing. All eps of one
 checkpoint share one ComplexityProblem, so within a checkpoint the pooled complexity is non-increasing
-in eps by construction (grok_lib.search). L2 norm and effective rank are already in metrics.csv;
+in eps by construction (grok_lib.complexity.search). L2 norm and effective rank are already in metrics.csv;
 `load_complexity` joins the two tables (plus op, regime, seed) for plotting.
 """
 
@@ -40,11 +40,11 @@ from tqdm.auto import tqdm
 
 from .bounds import generalization_bound, total_description_length
 from .coders import naive_size
-from .complexity import OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
-from .data import make_split
-from .errors import GrokError, require
+from .problem import OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
+from ..training.data import make_split
+from ..errors import GrokError, require
 from .search import ALGORITHM_2_METHODS, PAPER_EPS, BayesConfig, complexity_curve
-from .store import Run, write_text_atomic
+from ..store import Run, write_text_atomic
 
 COMPLEXITY_FILE = "complexity.csv"
 SETTINGS_FILE = "complexity.json"

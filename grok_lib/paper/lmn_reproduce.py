@@ -1,12 +1,12 @@
 """The LMN reproduction pipeline: train the three tasks, measure Algorithm 1 complexity on the same
 checkpoints, compute the paper's statistics, and draw the figures.
 
-    .venv/bin/python -m grok_lib.lmn_reproduce OUT_DIR --profile ci|cpu|paper
+    .venv/bin/python -m grok_lib.paper.lmn_reproduce OUT_DIR --profile ci|cpu|paper
 
 Data flow: LMNRunConfig -> run store (OUT_DIR/runs: metrics.csv, checkpoints) -> complexity.csv per run
 -> OUT_DIR/lmn_summary.csv and figures. Every stage reuses what is already stored.
 
-Complexity (DeMoss et al., Algorithm 1 via grok_lib.search.measure_complexity) is measured on the full
+Complexity (DeMoss et al., Algorithm 1 via grok_lib.complexity.search.measure_complexity) is measured on the full
 training set at distortion eps = 0.1 nats. Not the transformer paper's eps = 1: for these 24- to
 32-class MLPs the eps = 1 point lets the coarse-grained network's training accuracy fall to about 70 %
 (measured on addition mod 31), which no longer describes the trained function. Algorithm 1 costs
@@ -33,15 +33,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import GrokError, require
-from .lmn import LMNConfig
-from .lmn_analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
-from .lmn_tasks import TASKS, LMNRun, LMNRunConfig, make_task_split, train_lmn_run
+from ..errors import GrokError, require
+from ..lmn.measure import LMNConfig
+from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
+from ..lmn.tasks import TASKS, LMNRun, LMNRunConfig, make_task_split, train_lmn_run
 from .plots import save
 from .profiles import run_store
-from .search import BayesConfig, measure_complexity
-from .store import write_text_atomic
-from .train import log_schedule
+from ..complexity.search import BayesConfig, measure_complexity
+from ..store import write_text_atomic
+from ..training.train import log_schedule
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def stored_runs(out_dir: str | Path, profile: str = "cpu", seed: int = 0) -> lis
         run = LMNRun(Path(out_dir) / "runs" / config.key(), config)
         if not run.is_complete:
             raise GrokError("out_dir", f"{run.path} is missing or unfinished; run "
-                            f"`python -m grok_lib.lmn_reproduce {out_dir} --profile {profile}` first")
+                            f"`python -m grok_lib.paper.lmn_reproduce {out_dir} --profile {profile}` first")
         runs.append(run)
     return runs
 
@@ -103,7 +103,7 @@ def complexity_steps(config: LMNRunConfig, every: int, log_spaced: bool = True) 
 def checkpoint_complexity(run: LMNRun, step: int, eps: float, bayes: BayesConfig) -> dict:
     """Algorithm 1 complexity of the checkpoint at `step` on its full training set: one table row.
 
-    The single place the LMN pipeline calls grok_lib.search; swap the measure here. Pooled with
+    The single place the LMN pipeline calls grok_lib.complexity.search; swap the measure here. Pooled with
     Algorithm 2 (never above it): the LMN paper defines no complexity of this kind, and a measure that
     cannot lose to quantization alone is the steadier one to correlate with test loss.
     """
@@ -200,7 +200,7 @@ def turning_table(runs: list[LMNRun]) -> pd.DataFrame:
 def make_figures(runs: list[LMNRun], figures_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from .lmn_plots import plot_against_test_loss, plot_dynamics, plot_three_measures, plot_xor_trajectory
+    from .lmn_figures import plot_against_test_loss, plot_dynamics, plot_three_measures, plot_xor_trajectory
 
     figures_dir = Path(figures_dir)
     made = []

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import require
+from ..errors import require
 
 INITS = ("authors", "torch")
 GELUS = ("tanh", "exact")

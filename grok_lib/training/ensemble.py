@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .data import make_split
-from .errors import require
+from ..errors import require
 from .model import Transformer
 from .spectral import stacked_spectral_entropy_penalty
-from .store import Run, RunStore
+from ..store import Run, RunStore
 from .train import ADAM_EPS, BETAS, restore_state, state_tensors, log_schedule, measure, pick_device
 
 # Fields that fix the shape of the batched step (data size, minibatches, epochs, weights); the others

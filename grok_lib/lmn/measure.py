@@ -34,8 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import GrokError, require
-from .model import MLP
+from ..errors import GrokError, require
+from ..training.model import MLP
 
 Head = Callable[[torch.Tensor], torch.Tensor]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import require
+from ..errors import require
 
 
 def generalization_bound(train_error: float, complexity_bits: float, n_train: int, delta: float = 0.05,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import require
+from ..errors import require
 
 # op name -> (symbol, paper's train fraction). The last two ops come from the authors' code only.
 OPS: dict[str, tuple[str, float]] = {

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import require
+from ..errors import require
 
 # |round(theta / Delta)| must fit int64 with room to spare; beyond this Delta is too small for the weights.
 MAX_INDEX = 2.0**62
