@@ -45,7 +45,7 @@ def ours(model, split, eps: float) -> tuple[int, int]:
 
 def default_epochs(run) -> list[int]:
     """The memorization-peak checkpoint (first epoch with train_acc >= 0.99), if any, and the final one."""
-    stored = run.checkpoint_epochs()
+    stored = run.checkpoints()
     if not stored:
         return []
     memorized = grokking_epochs(run.metrics())["memorized"]

@@ -32,7 +32,7 @@ FINEST = (32, 12)  # the reference: 32 points per decade, 12 refinement steps
 def checkpoints(run) -> list[int]:
     """The memorization checkpoint (first train acc >= 0.99), the generalization one, and the last."""
     marks = grokking_epochs(run.metrics())
-    stored = run.checkpoint_epochs()
+    stored = run.checkpoints()
     wanted = [marks["memorized"], marks["generalized"], stored[-1]]
     return sorted({e for e in wanted if e in stored})
 

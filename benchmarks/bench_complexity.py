@@ -176,7 +176,7 @@ def _algorithm_1_job(store: str, config: RunConfig, epoch: int, eps: float, esti
 
 
 def algorithm_1_throughput(args, run: Run, k: int) -> None:
-    epochs = run.checkpoint_epochs()[-k:]
+    epochs = run.checkpoints()[-k:]
     per_checkpoint, sizes = {}, {}
     for workers in (1, args.workers):
         start = time.perf_counter()
@@ -193,7 +193,7 @@ def algorithm_1_throughput(args, run: Run, k: int) -> None:
 
 
 def throughput(args, run: Run, k: int) -> None:
-    epochs = run.checkpoint_epochs()[-k:]
+    epochs = run.checkpoints()[-k:]
     settings = TrackingSettings(eps=(args.eps,), bayes=BayesConfig(estimator=args.estimator))
     per_checkpoint = {}
     for workers in (1, args.workers):
@@ -236,7 +236,7 @@ def main():
     args = parser.parse_args()
     config = RunConfig(op="mul", regime=args.regime, epochs=args.epochs)
     run = train(config, RunStore(args.store), device=args.device, progress=True)
-    epoch = run.checkpoint_epochs()[-1]
+    epoch = run.checkpoints()[-1]
     model = run.load_model(epoch, args.device)
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     metrics = run.metrics().set_index("epoch").loc[epoch]

@@ -33,7 +33,7 @@ def main() -> None:
     torch.set_num_threads(1)
     config = get_profile("cpu").configs(ops=["add"], regimes=["ours"])[0]
     run = RunStore(args.store).run(config)
-    if not run.checkpoint_epochs():
+    if not run.checkpoints():
         raise SystemExit(f"{run.path} has no checkpoints: run `make reproduce` (cpu profile) first")
     with tempfile.TemporaryDirectory() as tmp:  # a copy, so the run's own cache is neither used nor grown
         explorer = CheckpointExplorer(run)

@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 
 from .training.config import DEMO, REGIMES, RunConfig
-from .training.data import OPS
+from .training.ops import OPS
 from .errors import GrokError
-from .store import DEFAULT_ROOT, RunStore
+from .store import RunStore, default_root
 
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("what to train (unset options take the paper's value for the op/regime)")
-    g.add_argument("--op", default="mul", help=f"operation: {', '.join(f'{k} ({v[0]})' for k, v in OPS.items())}")
+    g.add_argument("--op", default="mul", help=f"operation: {', '.join(f'{k} ({v.text})' for k, v in OPS.items())}")
     g.add_argument("--regime", default="ours", help="none (no regularizer), wd (weight decay 1), "
                    "ours (weight decay + weight noise + spectral entropy, the paper's regularizer)")
     g.add_argument("--seed", type=int, default=0, help="seeds split, init, shuffling and noise (default 0)")
@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train grokking transformers on modular arithmetic and store them for complexity "
                     "measurements (DeMoss et al., 'The Complexity Dynamics of Grokking').",
         epilog="Example: python -m grok_lib train --op mul --regime ours --seed 0 --epochs 2000")
-    parser.add_argument("--store", type=Path, default=DEFAULT_ROOT,
-                        help=f"run store directory (default {DEFAULT_ROOT}, or $GROK_RUNS)")
+    parser.add_argument("--store", type=Path, default=None,
+                        help=f"run store directory (default $GROK_RUNS, else {default_root()})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_train = sub.add_parser("train", help="train one run (reuses a finished run, resumes an interrupted one)",
@@ -205,8 +205,12 @@ def main(argv=None) -> int:
             summary = reproduce_lmn(args.out_dir, args.profile, args.figures, args.seed, not args.no_complexity, True)
             print(summary.to_string(index=False))
         elif args.command == "runs":
+            from .lmn import tasks  # noqa: F401  (registers the LMN config kind, so LMN runs are listed too)
+
             for run in store.runs():
-                print(f"{run.path.name:40s} epoch {run.resume_epoch():>6}/{run.config.epochs}")
+                logged = run.metrics()[run.unit]
+                done = run.resume_epoch() if run.config.RESUMABLE else (int(logged.max()) if len(logged) else 0)
+                print(f"{run.path.name:40s} {run.unit} {done:>6}/{run.config.length}")
     except GrokError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -2,10 +2,13 @@
 
 Layout of a run directory::
 
-    config.json                      the RunConfig, all defaults resolved
-    metrics.csv                      one row per logged epoch (tidy: columns are quantities)
-    checkpoints/epoch_000123.safetensors   model weights at each logged epoch
+    config.json                      the run's config (a StoredConfig), all defaults resolved
+    metrics.csv                      one row per logged epoch or step (tidy: columns are quantities)
+    checkpoints/epoch_000123.safetensors   model weights at each logged epoch (LMN runs: step_000123)
     resume.safetensors               weights + optimizer + RNG state at the latest logged epoch
+
+Transformer runs (grok_lib.training.config.RunConfig) and LMN runs (grok_lib.lmn.tasks.LMNRunConfig)
+live side by side in one store; each config says what its checkpoints hold.
 
 Every write goes to a temporary file in the same directory and is renamed into place, so a crash
 never leaves a half-written file, and nothing is ever loaded with pickle.
@@ -13,8 +16,10 @@ never leaves a half-written file, and nothing is ever loaded with pickle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from dataclasses import asdict, fields
 import tempfile
 from pathlib import Path
 
@@ -23,10 +28,54 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .training.config import RunConfig
 from .errors import CheckpointError, GrokError
 
-DEFAULT_ROOT = Path(os.environ.get("GROK_RUNS", "runs"))
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout that holds grok_lib/ (when it is one)
+
+
+def default_root() -> Path:
+    """The one default run store: $GROK_RUNS when set and not empty, else runs/ at the repository root
+    (any working directory), else ./runs for an installed package."""
+    if os.environ.get("GROK_RUNS", "").strip():
+        return Path(os.environ["GROK_RUNS"])
+    return REPO_ROOT / "runs" if (REPO_ROOT / "pyproject.toml").is_file() else Path("runs")
+
+
+class StoredConfig:
+    """JSON round trip and a content hash for the frozen config dataclasses kept as config.json.
+
+    A subclass names its checkpoint unit (UNIT), whether training stores resume state (RESUMABLE), its
+    length in units (`length`) and the module its checkpoints hold (`build_model`); the store needs no more.
+    """
+
+    KINDS: list = []  # every subclass, in definition order: read_config tries each
+    UNIT = "epoch"
+    RESUMABLE = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        StoredConfig.KINDS.append(cls)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=1)
+
+    # Fields added after runs were stored, with the value those older runs were trained with.
+    LEGACY: dict = {}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**{**cls.LEGACY, **data})
+
+    def digest(self) -> str:
+        """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests. A field that
+        holds its LEGACY value is left out, so runs stored before that field existed keep their keys."""
+        data = {k: v for k, v in asdict(self).items() if not (k in self.LEGACY and v == self.LEGACY[k])}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, indent=1).encode()).hexdigest()[:10]
+
 
 
 def atomic_write(path: Path, write) -> None:
@@ -74,9 +123,10 @@ def load_metadata(path: Path) -> dict[str, str]:
 class Run:
     """A run directory: read its config, metrics and checkpoints; write them atomically."""
 
-    def __init__(self, path: Path, config: RunConfig):
+    def __init__(self, path: Path, config: StoredConfig):
         self.path = Path(path)
         self.config = config
+        self.unit = config.UNIT  # "epoch" or "step"
 
     def __repr__(self):
         return f"Run({str(self.path)!r})"
@@ -87,42 +137,41 @@ class Run:
         return self.path / "metrics.csv"
 
     def metrics(self) -> pd.DataFrame:
-        """One row per logged epoch; empty before the first log."""
+        """One row per logged epoch (or step); empty before the first log."""
         if not self.metrics_path.exists():
-            return pd.DataFrame({"epoch": pd.Series(dtype=int)})
+            return pd.DataFrame({self.unit: pd.Series(dtype=int)})
         return pd.read_csv(self.metrics_path)
 
     def write_metrics(self, frame: pd.DataFrame) -> None:
         write_text_atomic(self.metrics_path, frame.to_csv(index=False))
 
     # --- checkpoints ---------------------------------------------------------------------------
-    def checkpoint_path(self, epoch: int) -> Path:
-        return self.path / "checkpoints" / f"epoch_{epoch:06d}.safetensors"
+    def checkpoint_path(self, at: int) -> Path:
+        return self.path / "checkpoints" / f"{self.unit}_{at:06d}.safetensors"
 
-    def checkpoint_epochs(self) -> list[int]:
+    def checkpoints(self) -> list[int]:
+        """The epochs (or steps) with a stored checkpoint, ascending."""
         folder = self.path / "checkpoints"
         if not folder.exists():
             return []
-        return sorted(int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.safetensors"))
+        return sorted(int(p.stem.split("_")[1]) for p in folder.glob(f"{self.unit}_*.safetensors"))
 
-    def save_weights(self, epoch: int, weights: dict[str, torch.Tensor]) -> None:
-        save_tensors(self.checkpoint_path(epoch), weights, {"epoch": str(epoch)})
+    def save_weights(self, at: int, weights: dict[str, torch.Tensor]) -> None:
+        save_tensors(self.checkpoint_path(at), weights, {self.unit: str(at)})
 
-    def load_weights(self, epoch: int) -> dict[str, torch.Tensor]:
-        return load_tensors(self.checkpoint_path(epoch))
+    def load_weights(self, at: int) -> dict[str, torch.Tensor]:
+        return load_tensors(self.checkpoint_path(at))
 
-    def load_model(self, epoch: int | None = None, device="cpu"):
-        """The transformer with the weights of `epoch` (default: the last checkpoint)."""
-        from .training.model import Transformer
-
-        epochs = self.checkpoint_epochs()
-        if not epochs:
-            raise CheckpointError("epoch", f"run {self.path} has no checkpoints yet")
-        epoch = epochs[-1] if epoch is None else epoch
-        if epoch not in epochs:
-            raise GrokError("epoch", f"no checkpoint at epoch {epoch}; stored: {epochs}")
-        model = Transformer(self.config.model_config())
-        load_state_strict(model, self.load_weights(epoch), self.checkpoint_path(epoch))
+    def load_model(self, at: int | None = None, device="cpu"):
+        """The run's module (config.build_model()) with the weights of checkpoint `at` (default: the last)."""
+        stored = self.checkpoints()
+        if not stored:
+            raise CheckpointError(self.unit, f"run {self.path} has no checkpoints yet")
+        at = stored[-1] if at is None else at
+        if at not in stored:
+            raise GrokError(self.unit, f"no checkpoint at {self.unit} {at}; stored: {stored}")
+        model = self.config.build_model()
+        load_state_strict(model, self.load_weights(at), self.checkpoint_path(at))
         return model.to(device).eval()
 
     # --- resume state --------------------------------------------------------------------------
@@ -144,7 +193,11 @@ class Run:
 
     @property
     def is_complete(self) -> bool:
-        return self.resume_epoch() >= self.config.epochs
+        """Resumable runs: the resume state is at the last epoch; others: the last step is logged."""
+        if self.config.RESUMABLE:
+            return self.resume_epoch() >= self.config.length
+        m = self.metrics()
+        return len(m) > 0 and int(m[self.unit].max()) == self.config.length
 
 
 def load_state_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source) -> None:
@@ -163,14 +216,14 @@ def load_state_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor],
 class RunStore:
     """Runs keyed by config under one root directory. Asking for an existing run reuses it."""
 
-    def __init__(self, root: str | os.PathLike = DEFAULT_ROOT):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = default_root() if root is None else Path(root)
 
-    def run(self, config: RunConfig) -> Run:
+    def run(self, config: StoredConfig) -> Run:
         """The run for `config`, created if new; its config.json must match `config` exactly."""
         return self.open_dir(self.root / config.key(), config)
 
-    def open_dir(self, path: Path, config: RunConfig) -> Run:
+    def open_dir(self, path: Path, config: StoredConfig) -> Run:
         path = Path(path)
         config_path = path / "config.json"
         if config_path.exists():
@@ -191,14 +244,15 @@ class RunStore:
             found.append(Run(config_path.parent, read_config(config_path)))
         return found
 
-    def find(self, **criteria) -> list[Run]:
-        """Stored runs whose config fields equal the given values, e.g. find(op="mul", regime="ours")."""
-        return [r for r in self.runs() if all(getattr(r.config, k) == v for k, v in criteria.items())]
 
-
-def read_config(path: Path) -> RunConfig:
+def read_config(path: Path) -> StoredConfig:
+    """The config in a config.json, of whichever registered kind (StoredConfig.KINDS) its fields match."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError("config", f"{path} is unreadable ({err})") from None
-    return RunConfig.from_dict(data)
+    if not isinstance(data, dict) or not StoredConfig.KINDS:
+        raise CheckpointError("config", f"{path} holds no known config")
+    # the kind sharing the most fields; its from_dict names any field that does not belong
+    kind = max(StoredConfig.KINDS, key=lambda k: len(set(data) & {f.name for f in fields(k)}))
+    return kind.from_dict(data)

@@ -36,8 +36,8 @@ def assert_same_training(a, b, rtol, atol):
     when the tolerance is zero, else all but the noise-driven key bias)."""
     assert list(a.metrics().columns) == list(b.metrics().columns)
     pd.testing.assert_frame_equal(a.metrics()[DETERMINISTIC], b.metrics()[DETERMINISTIC], rtol=rtol, atol=atol)
-    assert a.checkpoint_epochs() == b.checkpoint_epochs()
-    for epoch in a.checkpoint_epochs():
+    assert a.checkpoints() == b.checkpoints()
+    for epoch in a.checkpoints():
         wa, wb = a.load_weights(epoch), b.load_weights(epoch)
         assert wa.keys() == wb.keys()
         for name in wa.keys() - (NOISE_DRIVEN if rtol or atol else set()):

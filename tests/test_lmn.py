@@ -141,7 +141,7 @@ def test_memorizing_xor_raises_train_accuracy_and_is_stored(tmp_path):
     run = train_lmn_run(config, tmp_path)
     m = run.metrics()
     assert list(m.step) == config.logged_steps()
-    assert run.checkpoint_steps() == list(m.step)
+    assert run.checkpoints() == list(m.step)
     assert m.train_acc.iloc[-1] > 0.9 > m.train_acc.iloc[0]  # it memorizes in 150 full-batch steps
     assert (m.lmn >= 1.0).all() and m.lmn.notna().all()
     reloaded = run.load_model(150)

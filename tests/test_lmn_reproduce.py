@@ -3,7 +3,7 @@
 import pytest
 
 from grok_lib.errors import GrokError
-from grok_lib.paper.lmn_reproduce import PROFILES, coarse_to_fine, complexity_steps, notebook_out_dir, run_configs
+from grok_lib.paper.lmn_reproduce import coarse_to_fine, settings, complexity_steps, notebook_out_dir, run_configs
 from grok_lib.lmn.tasks import LMNRunConfig
 
 
@@ -22,12 +22,12 @@ def test_complexity_checkpoints_are_logged_steps_including_the_last():
 
 
 def test_paper_profile_is_the_paper_scale():
-    p = PROFILES["paper"]
+    p = settings("paper")
     assert (p.steps, p.lmn_samples, p.bayes.n_random, p.bayes.n_guided) == (20_000, 256, 10, 50)
 
 
 def test_cpu_profile_keeps_the_papers_training_and_measures_less():
-    cpu, paper = PROFILES["cpu"], PROFILES["paper"]
+    cpu, paper = settings("cpu"), settings("paper")
     assert [c.task for c in run_configs(cpu)] == [c.task for c in run_configs(paper)]
     assert (cpu.steps, cpu.log_every) == (paper.steps, paper.log_every)
     assert cpu.lmn_samples < paper.lmn_samples

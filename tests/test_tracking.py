@@ -34,7 +34,7 @@ def run(trained_run, tmp_path):
 
 def test_every_checkpoint_gets_one_row_per_eps_and_complexity_falls_as_eps_grows(run):
     table = track_complexity(run, FAST, progress=False)
-    epochs = run.checkpoint_epochs()
+    epochs = run.checkpoints()
     assert list(zip(table.epoch, table.eps)) == [(e, eps) for e in epochs for eps in (0.25, 1.0)]
     for _, rows in table.groupby("epoch"):
         assert rows.pooled_bytes.is_monotonic_decreasing
@@ -71,18 +71,18 @@ def test_an_interrupted_pass_resumes_after_its_last_finished_checkpoint(run, mon
     with pytest.raises(KeyboardInterrupt):
         track_complexity(run, FAST, progress=False)
     partial = pd.read_csv(run.path / COMPLEXITY_FILE)
-    assert sorted(set(partial.epoch)) == measured == run.checkpoint_epochs()[:2]
+    assert sorted(set(partial.epoch)) == measured == run.checkpoints()[:2]
 
     resumed = []
     monkeypatch.setattr(tracking, "measure_checkpoint",
                         lambda run_, epoch, *a, **k: resumed.append(epoch) or real(run_, epoch, *a, **k))
     table = track_complexity(run, FAST, progress=False)
-    assert resumed == run.checkpoint_epochs()[2:]
+    assert resumed == run.checkpoints()[2:]
     pd.testing.assert_frame_equal(table[table.epoch.isin(measured)].reset_index(drop=True), partial)
 
 
 def test_other_settings_are_refused_and_nothing_stored_changes(run):
-    track_complexity(run, FAST, progress=False, epochs=run.checkpoint_epochs()[:1])
+    track_complexity(run, FAST, progress=False, epochs=run.checkpoints()[:1])
     before = {name: (run.path / name).read_bytes() for name in (COMPLEXITY_FILE, SETTINGS_FILE)}
     with pytest.raises(GrokError, match="^settings:"):
         track_complexity(run, TrackingSettings(eps=(1.0,), bayes=FAST.bayes), progress=False)
@@ -113,7 +113,7 @@ def test_the_loader_joins_complexity_with_the_training_metrics(run):
     joined = load_complexity(run)
     for column in ("complexity_bytes", "naive_bytes", "train_acc", "test_acc", "l2_norm", "effective_rank", "regime"):
         assert column in joined
-    assert len(joined) == 2 * len(run.checkpoint_epochs()) and joined.train_acc.notna().all()
+    assert len(joined) == 2 * len(run.checkpoints()) and joined.train_acc.notna().all()
 
 
 def test_the_complexity_command_measures_a_run_and_rejects_bad_input_in_one_line(run, capsys):

@@ -28,7 +28,7 @@ def test_training_logs_metrics_and_checkpoints(store, tiny_config):
     run = train(tiny_config, store, progress=False)
     metrics = run.metrics()
     assert list(metrics.epoch) == log_schedule(12) + [12]
-    assert run.checkpoint_epochs() == list(metrics.epoch)
+    assert run.checkpoints() == list(metrics.epoch)
     for column in ["train_loss", "test_acc", "l2_norm", "effective_rank", "erank/embed.weight"]:
         assert metrics[column].notna().all()
     assert run.is_complete
@@ -50,7 +50,7 @@ def test_resumed_run_matches_uninterrupted_run_bitwise(tmp_path, tiny_config):
     resumed = train(config, store, progress=False)
     pd.testing.assert_frame_equal(whole.metrics().drop(columns="wall_s"), resumed.metrics().drop(columns="wall_s"),
                                   check_exact=True)
-    for epoch in whole.checkpoint_epochs():
+    for epoch in whole.checkpoints():
         a, b = whole.load_weights(epoch), resumed.load_weights(epoch)
         assert all(torch.equal(a[k], b[k]) for k in a)
 

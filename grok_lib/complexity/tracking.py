@@ -28,13 +28,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
-import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -44,6 +41,7 @@ from .problem import OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from ..training.data import make_split
 from ..errors import GrokError, require
 from .search import ALGORITHM_2_METHODS, PAPER_EPS, BayesConfig, complexity_curve
+from ..jobs import Job, Runner
 from ..store import Run, write_text_atomic
 
 COMPLEXITY_FILE = "complexity.csv"
@@ -158,7 +156,6 @@ def read_complexity(run: Run) -> pd.DataFrame:
 
 
 def _measure_job(run_dir: str, config, epoch: int, settings: TrackingSettings, device: str) -> list[dict]:
-    torch.set_num_threads(1)  # one core per worker process (plus its background compression thread)
     run = Run(Path(run_dir), config)
     return measure_checkpoint(run, epoch, settings, make_split(config.op, config.p, config.train_frac, config.seed),
                               device)
@@ -173,7 +170,7 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
     """
     require(isinstance(settings, TrackingSettings), "settings", "must be a TrackingSettings")
     require(isinstance(workers, int) and workers >= 1, "workers", f"must be a positive integer, got {workers!r}")
-    available = run.checkpoint_epochs()
+    available = run.checkpoints()
     require(len(available) > 0, "run", f"{run.path} has no checkpoints yet; train it first")
     wanted = available if epochs is None else sorted(set(epochs))
     missing = sorted(set(wanted) - set(available))
@@ -187,7 +184,6 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
     if not settings_stored:
         write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
     config = run.config
-    split = make_split(config.op, config.p, config.train_frac, config.seed)
     rows = table[~table.epoch.isin(todo)].to_dict("records")
     bar = tqdm(total=len(todo), disable=not progress, desc=f"complexity {run.path.name}", unit="checkpoint")
 
@@ -200,20 +196,11 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
         bar.update()
         return frame
 
+    jobs = [Job(f"epoch {epoch}", _measure_job, (str(run.path), config, epoch, settings, device)) for epoch in todo]
     try:
-        if workers == 1 or len(todo) == 1:
-            for epoch in todo:
-                table = store(epoch, measure_checkpoint(run, epoch, settings, split, device))
-            return table
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn"))
-        try:
-            futures = {pool.submit(_measure_job, str(run.path), config, epoch, settings, device): epoch
-                       for epoch in todo}
-            for future in as_completed(futures):
-                table = store(futures[future], future.result())
-        finally:
-            pool.shutdown(cancel_futures=True)
-        return table
+        # results come back here, the table's only writer, which rewrites it after every checkpoint
+        Runner(workers, progress=False).run(jobs, on_result=lambda job, rows: store(rows[0]["epoch"], rows))
+        return read_complexity(run)
     finally:
         bar.close()
 

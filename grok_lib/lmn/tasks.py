@@ -19,7 +19,6 @@ Run directory (same conventions as grok_lib.store: atomic writes, safetensors, k
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -29,11 +28,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..training.config import StoredConfig
-from ..errors import CheckpointError, GrokError, require
+from ..errors import require
 from .measure import LMNConfig, lmn_samples, mlp_lmn
 from ..training.model import MLP, MLPConfig
-from ..store import load_state_strict, load_tensors, save_tensors, write_text_atomic
+from ..store import Run, RunStore, StoredConfig, save_tensors
 from ..training.train import evaluate, l2_norm, log_schedule
 
 # task -> (symbols per input, classes, description)
@@ -102,6 +100,16 @@ class LMNRunConfig(StoredConfig):
         require(self.lmn_from in ("train", "test", "all"), "lmn_from",
                 f"must be train, test or all, got {self.lmn_from!r}")
 
+    UNIT = "step"  # checkpoints and metrics are per optimizer step
+    RESUMABLE = False  # minutes long: an unfinished run is retrained from step 0
+
+    @property
+    def length(self) -> int:
+        return self.steps
+
+    def build_model(self) -> MLP:
+        return MLP(self.model_config())
+
     def model_config(self) -> MLPConfig:
         symbols, classes, _ = TASKS[self.task]
         return MLPConfig(vocab_size=symbols, n_inputs=2, d_embed=self.d_embed, d_hidden=self.d_hidden,
@@ -136,61 +144,9 @@ def make_task_split(config: LMNRunConfig) -> TaskSplit:
     return TaskSplit(x[train], y[train], x[test], y[test], lmn_samples(pool, config.lmn_samples, config.seed))
 
 
-class LMNRun:
-    """A run directory of the LMN setup: metrics and checkpoints, written atomically."""
-
-    def __init__(self, path: Path, config: LMNRunConfig):
-        self.path = Path(path)
-        self.config = config
-
-    def __repr__(self):
-        return f"LMNRun({str(self.path)!r})"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
-
-    def metrics(self) -> pd.DataFrame:
-        if not self.metrics_path.exists():
-            return pd.DataFrame({"step": pd.Series(dtype=int)})
-        return pd.read_csv(self.metrics_path)
-
-    def write_metrics(self, frame: pd.DataFrame) -> None:
-        write_text_atomic(self.metrics_path, frame.to_csv(index=False))
-
-    def checkpoint_path(self, step: int) -> Path:
-        return self.path / "checkpoints" / f"step_{step:06d}.safetensors"
-
-    def checkpoint_steps(self) -> list[int]:
-        return sorted(int(p.stem.split("_")[1]) for p in (self.path / "checkpoints").glob("step_*.safetensors"))
-
-    def load_model(self, step: int) -> MLP:
-        if not self.checkpoint_path(step).exists():
-            raise GrokError("step", f"no checkpoint at step {step}; stored: {self.checkpoint_steps()}")
-        model = MLP(self.config.model_config())
-        load_state_strict(model, load_tensors(self.checkpoint_path(step)), self.checkpoint_path(step))
-        return model.eval()
-
-    @property
-    def is_complete(self) -> bool:
-        m = self.metrics()
-        return len(m) > 0 and int(m.step.max()) == self.config.steps
-
-
-def open_run(root: str | Path, config: LMNRunConfig) -> LMNRun:
-    """The run for `config` under `root`, created if new; a stored config.json must match exactly."""
-    path = Path(root) / config.key()
-    config_path = path / "config.json"
-    if config_path.exists():
-        try:
-            stored = LMNRunConfig.from_dict(json.loads(config_path.read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            raise CheckpointError("config", f"{config_path} is unreadable ({err})") from None
-        if stored != config:
-            raise GrokError("run_dir", f"{path} holds a run with a different config; choose another root")
-    else:
-        write_text_atomic(config_path, config.to_json())
-    return LMNRun(path, config)
+def open_run(root: str | Path, config: LMNRunConfig) -> Run:
+    """The run for `config` in the run store at `root` (created if new)."""
+    return RunStore(root).run(config)
 
 
 def measure_step(model: MLP, split: TaskSplit, lmn_config: LMNConfig) -> dict[str, float]:
@@ -205,7 +161,7 @@ def measure_step(model: MLP, split: TaskSplit, lmn_config: LMNConfig) -> dict[st
 
 
 def train_lmn_run(config: LMNRunConfig, root: str | Path, device: str = "cpu",
-                  lmn_config: LMNConfig = LMNConfig(), progress: bool = False) -> LMNRun:
+                  lmn_config: LMNConfig = LMNConfig(), progress: bool = False) -> Run:
     """Train `config` into `root`, logging metrics and checkpoints at config.logged_steps().
 
     A finished run is reused. An unfinished one is retrained from step 0 (resume state is not stored:
@@ -246,3 +202,6 @@ def train_lmn_run(config: LMNRunConfig, root: str | Path, device: str = "cpu",
         loss.backward()
         optimizer.step()
         step += 1
+
+
+LMNRun = Run  # transitional name, removed once grok_lib.paper.lmn_figures follows

@@ -20,11 +20,11 @@ import pandas as pd
 
 from ..complexity.bounds import fit_rate_distortion
 from .plots import save
+from ..training.ops import OPS, ordered
 from ..training.train import grokking_epochs
 
 REGIME_COLORS = {"none": "C0", "wd": "C2", "ours": "C3"}
 REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (wd + noise + spectral)"}
-OP_SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "sq_sum": "a²+b²", "quad": "a²+ab+b²"}
 # Which Algorithm 1 answer a figure shows (grok_lib.complexity.tracking's columns): the paper's (the best of its own
 # search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's sweep included)
 VARIANTS = {
@@ -80,7 +80,7 @@ def _band(ax, stats: pd.DataFrame, x: str, color, label, **kw):
 
 
 def _ops(frame: pd.DataFrame) -> list[str]:
-    return [op for op in OP_SYMBOLS if op in set(frame.op)]
+    return ordered(frame.op)  # an op missing from grok_lib.training.ops is an error, not dropped
 
 
 def _title(fig, what: str, frame: pd.DataFrame, profile: str):
@@ -93,7 +93,7 @@ def _title(fig, what: str, frame: pd.DataFrame, profile: str):
 def _epoch_axis(ax, op: str):
     ax.set_xscale("log")
     ax.set_xlabel("epoch (log scale)")
-    ax.set_title(f"a {OP_SYMBOLS[op]} b mod p", fontsize=9)
+    ax.set_title(OPS[op].label(), fontsize=9)
 
 
 def _at_eps(complexity: pd.DataFrame, eps: float) -> pd.DataFrame:
@@ -189,7 +189,7 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
         sel = rows[rows.op == op]
         stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB", x="eps")
         color = f"C{i}"
-        label = f"a {OP_SYMBOLS[op]} b"
+        label = OPS[op].label().removesuffix(" mod p")
         if op in fits.index:
             a, b, r2 = fits.loc[op, ["a", "b", "r2"]]
             grid = np.geomspace(stats.eps.min(), stats.eps.max(), 100)

@@ -1,7 +1,7 @@
 """The LMN reproduction pipeline: train the three tasks, measure Algorithm 1 complexity on the same
 checkpoints, compute the paper's statistics, and draw the figures.
 
-    .venv/bin/python -m grok_lib.paper.lmn_reproduce OUT_DIR --profile ci|cpu|paper
+    .venv/bin/python -m grok_lib lmn OUT_DIR --profile ci|cpu|paper
 
 Data flow: LMNRunConfig -> run store (OUT_DIR/runs: metrics.csv, checkpoints) -> complexity.csv per run
 -> OUT_DIR/lmn_summary.csv and figures. Every stage reuses what is already stored.
@@ -21,71 +21,44 @@ two tasks at a time: a few minutes on 2 cores, for notebook 06. "ci" checks the 
 
 from __future__ import annotations
 
-import argparse
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
-import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..errors import GrokError, require
 from ..lmn.measure import LMNConfig
 from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
-from ..lmn.tasks import TASKS, LMNRun, LMNRunConfig, make_task_split, train_lmn_run
+from ..lmn.tasks import TASKS, LMNRunConfig, make_task_split, train_lmn_run
 from .plots import save
-from .profiles import run_store
+from .profiles import PROFILES, LMNSettings, get_profile, run_store
 from ..complexity.search import BayesConfig, measure_complexity
+from ..jobs import Job, Runner
+from ..store import Run
 from ..store import write_text_atomic
 from ..training.train import log_schedule
 
 
-@dataclass(frozen=True)
-class Profile:
-    """How much of the paper's setup to run."""
-
-    steps: int  # training steps per task
-    lmn_samples: int  # N for LMN
-    log_every: int  # linear grid of logged steps
-    complexity_every: int  # linear grid of complexity checkpoints
-    complexity_log_spaced: bool  # also the log-spaced logged steps >= 10
-    bayes: BayesConfig  # Algorithm 1's budget
-    eps: float = 0.1  # distortion bound (nats), see module docstring
-    workers: int = 1  # tasks trained and measured at once, one process (and one thread) each
+def settings(profile: str) -> LMNSettings:
+    """The LMN part of the named profile (grok_lib.paper.profiles)."""
+    return get_profile(profile).lmn
 
 
-PROFILES = {
-    # seconds: a few hundred steps, tiny LMN, Algorithm 1 with a token budget; checks the plumbing only
-    "ci": Profile(steps=200, lmn_samples=16, log_every=50, complexity_every=100, complexity_log_spaced=False,
-                  bayes=BayesConfig(n_random=2, n_guided=2)),
-    # the paper's training; LMN on half the samples (N = 256 costs ~1.3 s per logged step, N = 128 ~0.4 s) and
-    # a 6-point extra-trees Algorithm 1 (~0.7 s per checkpoint, against 30-60 s for the authors' budget)
-    "cpu": Profile(steps=20_000, lmn_samples=128, log_every=500, complexity_every=5000,
-                   complexity_log_spaced=True, bayes=BayesConfig(estimator="ET", n_random=2, n_guided=4), workers=2),
-    # the paper's scale and the authors' Algorithm 1 budget
-    "paper": Profile(steps=20_000, lmn_samples=256, log_every=500, complexity_every=2500,
-                     complexity_log_spaced=True, bayes=BayesConfig()),
-}
-
-
-def run_configs(profile: Profile, seed: int = 0) -> list[LMNRunConfig]:
+def run_configs(profile: LMNSettings, seed: int = 0) -> list[LMNRunConfig]:
     return [LMNRunConfig(task=task, seed=seed, steps=profile.steps, lmn_samples=profile.lmn_samples,
                          log_every=profile.log_every) for task in TASKS]
 
 
-def stored_runs(out_dir: str | Path, profile: str = "cpu", seed: int = 0) -> list[LMNRun]:
+def stored_runs(out_dir: str | Path, profile: str = "cpu", seed: int = 0) -> list[Run]:
     """The finished runs of a profile under OUT_DIR/runs, for notebooks: reads, never trains."""
     require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     runs = []
-    for config in run_configs(PROFILES[profile], seed):
-        run = LMNRun(Path(out_dir) / "runs" / config.key(), config)
+    for config in run_configs(settings(profile), seed):
+        run = Run(Path(out_dir) / "runs" / config.key(), config)
         if not run.is_complete:
             raise GrokError("out_dir", f"{run.path} is missing or unfinished; run "
-                            f"`python -m grok_lib.paper.lmn_reproduce {out_dir} --profile {profile}` first")
+                            f"`python -m grok_lib lmn {out_dir} --profile {profile}` first")
         runs.append(run)
     return runs
 
@@ -100,7 +73,7 @@ def complexity_steps(config: LMNRunConfig, every: int, log_spaced: bool = True) 
     return sorted((chosen | {config.steps}) & logged)
 
 
-def checkpoint_complexity(run: LMNRun, step: int, eps: float, bayes: BayesConfig) -> dict:
+def checkpoint_complexity(run: Run, step: int, eps: float, bayes: BayesConfig) -> dict:
     """Algorithm 1 complexity of the checkpoint at `step` on its full training set: one table row.
 
     The single place the LMN pipeline calls grok_lib.complexity.search; swap the measure here. Pooled with
@@ -117,11 +90,11 @@ def checkpoint_complexity(run: LMNRun, step: int, eps: float, bayes: BayesConfig
                 cg_test_acc=row["test_acc"], n_evaluations=row["n_evaluations"])
 
 
-def complexity_path(run: LMNRun) -> Path:
+def complexity_path(run: Run) -> Path:
     return run.path / "complexity.csv"
 
 
-def load_complexity(run: LMNRun) -> pd.DataFrame:
+def load_complexity(run: Run) -> pd.DataFrame:
     path = complexity_path(run)
     return pd.read_csv(path) if path.exists() else pd.DataFrame({"step": pd.Series(dtype=int)})
 
@@ -140,7 +113,7 @@ def coarse_to_fine(steps: list[int]) -> list[int]:
     return order
 
 
-def add_complexity(run: LMNRun, steps: list[int], eps: float, bayes: BayesConfig, progress: bool = False) -> pd.DataFrame:
+def add_complexity(run: Run, steps: list[int], eps: float, bayes: BayesConfig, progress: bool = False) -> pd.DataFrame:
     """Measure the listed checkpoints not yet in complexity.csv (same eps), writing after each one.
 
     Checkpoints are measured coarse-to-fine, so an interrupted pass still covers the whole run.
@@ -163,7 +136,7 @@ def add_complexity(run: LMNRun, steps: list[int], eps: float, bayes: BayesConfig
     return pd.DataFrame(rows)
 
 
-def summarize(runs: list[LMNRun]) -> pd.DataFrame:
+def summarize(runs: list[Run]) -> pd.DataFrame:
     """Per task and measure: Pearson r / Spearman rho with test loss over the grokking phase.
 
     LMN and L2 use every logged step; complexity (paper_bytes) only its checkpoints. The phase comes
@@ -182,7 +155,7 @@ def summarize(runs: list[LMNRun]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def turning_table(runs: list[LMNRun]) -> pd.DataFrame:
+def turning_table(runs: list[Run]) -> pd.DataFrame:
     """Per task, LMN's trajectory after generalization: piecewise-linear segments and local extrema."""
     frames = []
     for run in runs:
@@ -197,7 +170,7 @@ def turning_table(runs: list[LMNRun]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def make_figures(runs: list[LMNRun], figures_dir: Path) -> list[Path]:
+def make_figures(runs: list[Run], figures_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from .lmn_figures import plot_against_test_loss, plot_dynamics, plot_three_measures, plot_xor_trajectory
@@ -216,16 +189,21 @@ def make_figures(runs: list[LMNRun], figures_dir: Path) -> list[Path]:
     return made
 
 
-def _train_and_measure(config: LMNRunConfig, root: Path, p: Profile, with_complexity: bool,
-                       progress: bool) -> LMNRun:
+def _train_and_measure(config: LMNRunConfig, root: Path, p: LMNSettings, with_complexity: bool,
+                       progress: bool = False) -> Run:
     """One task of `reproduce_lmn`: train (or reuse) the run, then measure its complexity checkpoints."""
-    if p.workers > 1:
-        torch.set_num_threads(1)  # the workers share the cores; one BLAS thread each avoids oversubscription
     run = train_lmn_run(config, root, lmn_config=LMNConfig(), progress=progress)
     if with_complexity:
         add_complexity(run, complexity_steps(config, p.complexity_every, p.complexity_log_spaced), p.eps, p.bayes,
                        progress)
     return run
+
+
+def lmn_jobs(out_dir: str | Path, profile: str, seed: int = 0, with_complexity: bool = True) -> list[Job]:
+    """One job per task of the LMN reproduction (grok_lib.jobs runs them)."""
+    p = settings(profile)
+    return [Job(f"lmn {c.key()}", _train_and_measure, (c, Path(out_dir) / "runs", p, with_complexity),
+                cost=c.steps / 20.0) for c in run_configs(p, seed)]
 
 
 def notebook_out_dir(profile: str) -> Path:
@@ -245,48 +223,14 @@ def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | P
     (default OUT_DIR/figures); with_figures=False skips them (notebook 06 draws its own). Returns the
     summary table.
     """
-    require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
-    p = PROFILES[profile]
+    p = settings(profile)
     out_dir = Path(out_dir)
-    jobs = [(config, out_dir / "runs", p, with_complexity, progress) for config in run_configs(p, seed)]
-    bar = tqdm(total=len(jobs), desc=f"LMN {profile}: train and measure {len(jobs)} tasks", unit="task")
-    if p.workers > 1:
-        with ProcessPoolExecutor(max_workers=p.workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_train_and_measure, *job) for job in jobs]
-            for _ in as_completed(futures):
-                bar.update()
-            runs = [future.result() for future in futures]
-    else:
-        runs = []
-        for job in jobs:
-            runs.append(_train_and_measure(*job))
-            bar.update()
-    bar.close()
+    jobs = lmn_jobs(out_dir, profile, seed, with_complexity)
+    done = Runner(p.workers).run(jobs, f"LMN {profile}: train and measure {len(jobs)} tasks", "task")
+    runs = [done[job.name] for job in jobs]
     summary = summarize(runs)
     write_text_atomic(out_dir / "lmn_summary.csv", summary.to_csv(index=False))
     write_text_atomic(out_dir / "lmn_turning_points.csv", turning_table(runs).to_csv(index=False))
     if with_figures:
         make_figures(runs, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
     return summary
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Reproduce the LMN paper's three tasks (Liu, Zhong & Tegmark).")
-    parser.add_argument("out_dir", help="directory for runs, summary and figures")
-    parser.add_argument("--profile", default="ci", choices=sorted(PROFILES),
-                        help="ci (seconds), cpu (minutes) or paper (full)")
-    parser.add_argument("--figures", help="figure directory (default OUT_DIR/figures)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of all three runs (default 0)")
-    parser.add_argument("--no-complexity", action="store_true", help="skip Algorithm 1")
-    args = parser.parse_args(argv)
-    try:
-        summary = reproduce_lmn(args.out_dir, args.profile, args.figures, args.seed, not args.no_complexity, True)
-    except GrokError as err:
-        print(f"error: {err}")
-        return 2
-    print(summary.to_string(index=False))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,30 +22,50 @@ store; `python -m grok_lib.paper.reproduce` points it at the committed figures/)
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
-import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from ..training.config import DEMO, REGIMES, RunConfig
-from ..training.data import make_split
-from ..training.ensemble import SHARED_FIELDS, train_ensemble
-from ..errors import require
 from ..complexity.search import PAPER_EPS, PAPER_PROBES, BayesConfig
-from ..store import Run, RunStore, write_text_atomic
-from ..complexity.tracking import TrackingSettings, load_complexity, measure_checkpoint, read_complexity, track_complexity
-from ..training.train import train
+from ..complexity.tracking import TrackingSettings
+from ..errors import require
+from ..store import RunStore
+from ..training.config import DEMO, REGIMES, RunConfig
 
 PROFILES = ("ci", "cpu", "paper")
 # Extra (tau, Delta) probes for the cpu profile's small Algorithm 1 budget: with only the authors' two probes
 # and 10 more points, the search never beat quantization alone (Algorithm 2) on the CPU demo model, while a
 # fixed 48-point (tau, Delta) grid beat it by up to a third; these six points cover the grid's winners.
 CPU_PROBES = tuple((tau, delta) for tau in (0.9, 0.95, 0.98) for delta in (0.03, 0.1))
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class LMNSettings:
+    """The LMN paper's part of a profile: its three tasks' training and measurements."""
+
+    steps: int  # training steps per task
+    lmn_samples: int  # N for LMN
+    log_every: int  # linear grid of logged steps
+    complexity_every: int  # linear grid of complexity checkpoints
+    complexity_log_spaced: bool  # also the log-spaced logged steps >= 10
+    bayes: BayesConfig  # Algorithm 1's budget
+    eps: float = 0.1  # distortion bound (nats), see grok_lib.paper.lmn_reproduce
+    workers: int = 1  # tasks trained and measured at once, one process (and one thread) each
+
+
+LMN_SETTINGS = {
+    # a few hundred steps, tiny LMN, Algorithm 1 with a token budget: checks the plumbing only
+    "ci": LMNSettings(steps=200, lmn_samples=16, log_every=50, complexity_every=100, complexity_log_spaced=False,
+                      bayes=BayesConfig(n_random=2, n_guided=2)),
+    # the paper's training; LMN on half the samples and a 6-point extra-trees Algorithm 1
+    "cpu": LMNSettings(steps=20_000, lmn_samples=128, log_every=500, complexity_every=5000,
+                       complexity_log_spaced=True, bayes=BayesConfig(estimator="ET", n_random=2, n_guided=4),
+                       workers=2),
+    # the paper's scale and the authors' Algorithm 1 budget
+    "paper": LMNSettings(steps=20_000, lmn_samples=256, log_every=500, complexity_every=2500,
+                         complexity_log_spaced=True, bayes=BayesConfig()),
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class Profile:
     # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or pooled with
     # Algorithm 2's sweep where the search budget is cut (the small budgets lose to the sweep)
     algorithm_1: str = "paper"
+    lmn: LMNSettings = LMN_SETTINGS["paper"]  # the LMN notebook's tasks (grok_lib.paper.lmn_reproduce)
 
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
@@ -84,24 +105,26 @@ def _cpu_fields() -> dict:
 
 
 def get_profile(name: str) -> Profile:
-    """The named profile ("auto": paper on a CUDA machine, else cpu); $GROK_PROFILE wins over `name`."""
-    name = os.environ.get("GROK_PROFILE") or name
+    """The named profile. "auto" is $GROK_PROFILE when set (the test suite sets it to ci), else paper on a
+    CUDA machine and cpu elsewhere; any other name is taken as given."""
+    require(isinstance(name, str) and (name in PROFILES or name == "auto"), "profile",
+            f"unknown profile {name!r}; allowed: {', '.join(PROFILES)} or auto")
     if name == "auto":
-        name = "paper" if torch.cuda.is_available() else "cpu"
-    require(name in PROFILES, "profile", f"unknown profile {name!r}; allowed: {', '.join(PROFILES)} or auto")
+        name = os.environ.get("GROK_PROFILE") or ("paper" if torch.cuda.is_available() else "cpu")
+        require(name in PROFILES, "GROK_PROFILE", f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
     if name == "ci":
         return Profile(
             name="ci", ops=("mul",), regimes=("none", "ours"), seeds=(0,),
             run_fields=dict(p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=40),
             bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET"), track_eps=(1.0,),
             final_eps=(0.5, 2.0), min_epoch=20, slider_taus=(0.8, 0.95, 1.0), slider_deltas=(1e-2, 0.1),
-            workers=1, algorithm_1="pooled")
+            workers=1, algorithm_1="pooled", lmn=LMN_SETTINGS["ci"])
     if name == "cpu":
         return Profile(
             name="cpu", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
-            algorithm_2="sweep-edges", algorithm_1="pooled")
+            algorithm_2="sweep-edges", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"])
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
@@ -118,14 +141,14 @@ def profile_configs(profile: Profile | str, ops=None, regimes=None, seeds=None) 
 
 
 def run_store() -> RunStore:
-    """The run store of the notebooks: $GROK_RUNS, else runs/ at the repository root (any working dir)."""
-    return RunStore(Path(os.environ.get("GROK_RUNS") or REPO_ROOT / "runs"))
+    """The run store of the notebooks: the one default store (grok_lib.store.default_root)."""
+    return RunStore()
 
 
 def figures_dir() -> Path:
     """Where the notebooks save figures: $GROK_FIGURES (the batch reproduction sets it to the committed
     figures/), else figures/ inside the run store, so an interactive run never overwrites figures/."""
-    return Path(os.environ.get("GROK_FIGURES") or run_store().root / "figures")
+    return Path(os.environ.get("GROK_FIGURES", "").strip() or run_store().root / "figures")
 
 
 def theory_config(profile: Profile) -> RunConfig:
@@ -142,131 +165,3 @@ def tracking_settings(profile: Profile, final: bool = False):
     """The TrackingSettings of a profile: eps along training, or (final=True) the final checkpoint's eps."""
     return TrackingSettings(eps=profile.final_eps if final else profile.track_eps, bayes=profile.bayes,
                             algorithm_2=profile.algorithm_2)
-
-
-def tracked_epochs(run, profile: Profile) -> list[int]:
-    """The logged checkpoints whose complexity is measured: every one from `profile.min_epoch` on."""
-    return [e for e in run.checkpoint_epochs() if e >= profile.min_epoch]
-
-
-# --- running many runs at once -------------------------------------------------------------------------
-def _in_pool(task, jobs: list[tuple], workers: int, progress, total: int, desc: str, unit: str) -> None:
-    """Run task(*job) for every job, `workers` processes at a time (one thread each), or in this process.
-
-    One progress bar for all jobs, refreshed every 2 s from progress() (read from the run store), so a
-    notebook gets a few lines of output, not one per epoch.
-    """
-    with tqdm(total=total, desc=desc, unit=unit, mininterval=2.0) as bar:
-        if workers <= 1:
-            for job in jobs:
-                task(*job)
-                bar.n = progress()
-                bar.refresh()
-            return
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(task, *job) for job in jobs]
-            while True:
-                _, pending = wait(futures, timeout=2.0)
-                bar.n = progress()
-                bar.refresh()
-                if not pending:
-                    break
-            for future in futures:
-                future.result()  # re-raise a worker's error here
-
-
-def _single_thread():
-    torch.set_num_threads(1)
-
-
-def _train_job(config: RunConfig, root: str) -> None:
-    _single_thread()
-    train(config, RunStore(root), progress=False)
-
-
-def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, ensemble: bool = False) -> list:
-    """Train every config not finished in `store` (finished runs are reused, interrupted ones resumed).
-
-    workers > 1 trains that many runs at once in separate processes; ensemble=True instead trains the runs
-    of each op together in one batched step (grok_lib.training.ensemble, the fast path on a GPU).
-    """
-    runs = [store.run(c) for c in configs]
-    todo = [r for r in runs if not r.is_complete]
-    if not todo:
-        return runs
-    if ensemble:
-        groups: dict[tuple, list[RunConfig]] = {}
-        for run in todo:
-            groups.setdefault(tuple(getattr(run.config, f) for f in SHARED_FIELDS), []).append(run.config)
-        for group in groups.values():
-            train_ensemble(group, store)
-        return runs
-    # longest first (layers x the spectral penalty's extra cost x epochs), so that no worker is left with a
-    # slow run alone at the end
-    todo.sort(key=lambda r: -r.config.n_layers * (2.5 if r.config.beta else 1.0) * r.config.epochs)
-    _in_pool(_train_job, [(r.config, str(store.root)) for r in todo], workers,
-             lambda: sum(r.resume_epoch() for r in todo), sum(r.config.epochs for r in todo),
-             f"training {len(todo)} run(s)", "epoch")
-    return runs
-
-
-def _track_job(run_dir: str, config: RunConfig, settings, epochs: list[int]) -> None:
-    _single_thread()
-    track_complexity(Run(Path(run_dir), config), settings, progress=False, epochs=epochs)
-
-
-def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
-    """Algorithm 1 and 2 at profile.track_eps on every tracked checkpoint not yet in a run's complexity.csv.
-
-    Returns the tables of all runs (grok_lib.complexity.tracking.load_complexity: joined with metrics, plus op,
-    regime, seed), one row per (run, epoch, eps).
-    """
-    settings = tracking_settings(profile)
-    wanted = {r.path: tracked_epochs(r, profile) for r in runs}
-
-    def measured(run) -> int:
-        table = read_complexity(run)
-        return len(set(table.epoch) & set(wanted[run.path])) if len(table) else 0
-
-    todo = [r for r in runs if measured(r) < len(wanted[r.path])]
-    if todo:
-        _in_pool(_track_job, [(str(r.path), r.config, settings, wanted[r.path]) for r in todo], profile.workers,
-                 lambda: sum(measured(r) for r in todo), sum(len(wanted[r.path]) for r in todo),
-                 f"complexity of {len(todo)} run(s), eps {list(settings.eps)}", "checkpoint")
-    tables = [load_complexity(r) for r in runs]
-    return pd.concat([t[t.epoch.isin(wanted[r.path])] for r, t in zip(runs, tables)], ignore_index=True)
-
-
-RATE_DISTORTION_FILE = "rate_distortion.csv"
-
-
-def _final_job(run_dir: str, config: RunConfig, settings) -> None:
-    _single_thread()
-    run = Run(Path(run_dir), config)
-    split = make_split(config.op, config.p, config.train_frac, config.seed)
-    rows = measure_checkpoint(run, run.checkpoint_epochs()[-1], settings, split)
-    table = pd.DataFrame(rows).assign(settings=settings.to_json().replace("\n", ""))
-    write_text_atomic(run.path / RATE_DISTORTION_FILE, table.to_csv(index=False))
-
-
-def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
-    """Algorithm 1 and 2 on each run's final checkpoint at every eps of profile.final_eps (Fig. 4).
-
-    Kept in the run directory as rate_distortion.csv (the tracking table holds one eps list per run, and
-    the cpu profile tracks eps = 1 only); remeasured only when the settings differ from the stored ones.
-    """
-    settings = tracking_settings(profile, final=True)
-    stamp = settings.to_json().replace("\n", "")
-
-    def stored(run) -> bool:
-        path = run.path / RATE_DISTORTION_FILE
-        return path.exists() and pd.read_csv(path)["settings"].iloc[0] == stamp
-
-    todo = [r for r in runs if not stored(r)]
-    if todo:
-        _in_pool(_final_job, [(str(r.path), r.config, settings) for r in todo], profile.workers,
-                 lambda: sum(stored(r) for r in todo), len(todo),
-                 f"rate-distortion of {len(todo)} final checkpoint(s), eps {list(settings.eps)}", "run")
-    frames = [pd.read_csv(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
-              .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
-    return pd.concat(frames, ignore_index=True)

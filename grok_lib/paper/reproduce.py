@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from ..errors import require
-from .profiles import REPO_ROOT, figures_dir, get_profile
+from ..store import REPO_ROOT
+from .profiles import figures_dir, get_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("01_theory.ipynb", "02_training.ipynb", "03_coarse_graining.ipynb", "04_rate_distortion.ipynb",
@@ -57,6 +58,20 @@ def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NO
         print(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s; {html}", flush=True)
         done.append(out_dir / notebook)
     return done
+
+
+def precompute(profile: str = "auto", with_lmn: bool = True) -> None:
+    """Train and measure everything the notebooks of `profile` read, as one set of jobs (grok_lib.jobs):
+    no worker waits for a notebook boundary, and a run's tracking starts as soon as it is trained."""
+    from .lmn_reproduce import lmn_jobs, notebook_out_dir
+    from .pipeline import compute
+    from .profiles import run_store
+
+    p = get_profile(profile)
+    start = time.perf_counter()
+    extra = lmn_jobs(notebook_out_dir(p.name), p.name) if with_lmn else []
+    compute(p, run_store(), extra=extra)
+    print(f"[{p.name}] training and measurements done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def export_html(executed: Path) -> Path:
@@ -130,12 +145,17 @@ def main(argv=None) -> int:
     parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")
     parser.add_argument("--refresh-checks", action="store_true",
                         help="re-execute at ci and store the NBVAL_CHECK_OUTPUT reference outputs")
+    parser.add_argument("--per-notebook", action="store_true",
+                        help="let each notebook compute what it needs, in turn (default: all the profile's training "
+                             "and measurements first, as one set of jobs, then the notebooks)")
     args = parser.parse_args(argv)
     if args.refresh_checks:
         refresh_checks(kernel=args.kernel)
         return 0
     notebooks = [n for n in NOTEBOOKS if not args.only or n in args.only]
     start = time.perf_counter()
+    if not args.per_notebook:
+        precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks)
     run_notebooks(args.profile, notebooks, kernel=args.kernel)
     figures = sorted(p.name for p in figures_dir().glob("fig*.png"))
     print(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; figures in {figures_dir()}: "

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
-from .data import OPS, check_op
-from ..errors import GrokError, require
-from .model import TransformerConfig
+from .data import check_op
+from .ops import OPS, get_op
+from ..errors import require
+from ..store import StoredConfig
+from .model import Transformer, TransformerConfig
 
 # Regime presets (paper Sec. 5 and Table 1): weight decay, weight-noise std delta, spectral beta.
 REGIMES = ("none", "wd", "ours")
 POS_TABLES = ("context", "vocab")
-# The paper's Table 1 gives delta for + x (1e-2) and - / (1e-3); the two extra ops exist only in the authors'
-# code, which gives every op but + and x 1e-3.
-PAPER_NOISE = {"add": 1e-2, "mul": 1e-2, "sub": 1e-3, "div": 1e-3, "sq_sum": 1e-3, "quad": 1e-3}
-PAPER_LAYERS = {"add": 1, "mul": 1, "sub": 2, "div": 2, "sq_sum": 1, "quad": 1}
 
 
 # The CPU demo: a small transformer that groks on 2 CPU cores in about a minute (README, "CPU demo"); the
@@ -31,32 +27,8 @@ def regime_preset(regime: str, op: str) -> dict[str, float]:
     return {
         "none": dict(weight_decay=0.0, noise=0.0, beta=0.0),
         "wd": dict(weight_decay=1.0, noise=0.0, beta=0.0),
-        "ours": dict(weight_decay=1.0, noise=PAPER_NOISE[op], beta=0.1),
+        "ours": dict(weight_decay=1.0, noise=get_op(op).noise, beta=0.1),
     }[regime]
-
-
-class StoredConfig:
-    """JSON round trip and a content hash for the frozen config dataclasses kept as config.json."""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=1)
-
-    # Fields added after runs were stored, with the value those older runs were trained with.
-    LEGACY: dict = {}
-
-    @classmethod
-    def from_dict(cls, data: dict):
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**{**cls.LEGACY, **data})
-
-    def digest(self) -> str:
-        """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests. A field that
-        holds its LEGACY value is left out, so runs stored before that field existed keep their keys."""
-        data = {k: v for k, v in asdict(self).items() if not (k in self.LEGACY and v == self.LEGACY[k])}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, indent=1).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -92,7 +64,7 @@ class RunConfig(StoredConfig):
     def __post_init__(self):
         check_op(self.op, self.p)
         preset = regime_preset(self.regime, self.op)
-        defaults = dict(preset, train_frac=OPS[self.op][1], n_layers=PAPER_LAYERS[self.op])
+        defaults = dict(preset, train_frac=OPS[self.op].train_frac, n_layers=OPS[self.op].n_layers)
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
@@ -109,6 +81,16 @@ class RunConfig(StoredConfig):
         require(self.pos_table in POS_TABLES, "pos_table",
                 f"unknown positional table {self.pos_table!r}; allowed: {', '.join(POS_TABLES)}")
         self.model_config()  # validates the architecture fields
+
+    UNIT = "epoch"  # checkpoints and metrics are per epoch
+    RESUMABLE = True  # training stores resume state (grok_lib.training.train)
+
+    @property
+    def length(self) -> int:
+        return self.epochs
+
+    def build_model(self):
+        return Transformer(self.model_config())
 
     def model_config(self) -> TransformerConfig:
         return TransformerConfig(vocab_size=self.p + 2, n_ctx=4, n_layers=self.n_layers,

@@ -7,17 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import require
-
-# op name -> (symbol, paper's train fraction). The last two ops come from the authors' code only.
-OPS: dict[str, tuple[str, float]] = {
-    "add": ("a+b", 0.2),
-    "sub": ("a-b", 0.3),
-    "mul": ("a*b", 0.2),
-    "div": ("a/b", 0.3),
-    "sq_sum": ("a^2+b^2", 0.4),
-    "quad": ("a^2+ab+b^2", 0.6),
-}
-
+from .ops import OPS, get_op
 
 def is_prime(n: int) -> bool:
     if n < 2:
@@ -27,37 +17,27 @@ def is_prime(n: int) -> bool:
 
 def check_op(op: str, p: int) -> None:
     """Validate an (op, modulus) pair, naming the offending argument."""
-    require(op in OPS, "op", f"unknown op {op!r}; allowed: {', '.join(OPS)}")
-    require(isinstance(p, int) and p >= 3, "p", f"modulus must be an integer >= 3, got {p!r}")
-    if op == "div":
-        require(is_prime(p), "p", f"division needs a prime modulus (every b != 0 invertible), got {p}")
+    record = get_op(op)
+    require(isinstance(p, int) and not isinstance(p, bool) and p >= 3, "p",
+            f"modulus must be an integer >= 3, got {p!r}")
+    if record.needs_prime:
+        require(is_prime(p), "p", f"{op} needs a prime modulus (every b != 0 invertible), got {p}")
 
 
 def all_equations(op: str, p: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every equation of `op` mod p: tokens (N, 4) = [a, op, b, =] and answers (N,).
 
-    Vocabulary: numbers 0..p-1, the op token p, the '=' token p+1. For division b runs over 1..p-1
-    and c = a * b^(p-2) mod p (Fermat), so c*b = a mod p.
+    Vocabulary: numbers 0..p-1, the op token p, the '=' token p+1 (the answer functions: grok_lib.training.ops).
+    For division b runs over 1..p-1 and c = a * b^(p-2) mod p (Fermat), so c*b = a mod p.
     """
     check_op(op, p)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     a, b = a.flatten(), b.flatten()
-    if op == "div":
+    record = OPS[op]
+    if record.skip_zero_b:
         keep = b != 0
         a, b = a[keep], b[keep]
-    if op == "add":
-        c = (a + b) % p
-    elif op == "sub":
-        c = (a - b) % p
-    elif op == "mul":
-        c = (a * b) % p
-    elif op == "div":
-        inverse = torch.tensor([pow(int(x), p - 2, p) for x in range(p)])
-        c = (a * inverse[b]) % p
-    elif op == "sq_sum":
-        c = (a * a + b * b) % p
-    else:  # quad
-        c = (a * a + a * b + b * b) % p
+    c = record.answer(a, b, p)
     tokens = torch.stack([a, torch.full_like(a, p), b, torch.full_like(a, p + 1)], dim=1)
     return tokens, c
 
@@ -86,7 +66,7 @@ def make_split(op: str, p: int = 113, train_frac: float | None = None, seed: int
     """
     check_op(op, p)
     if train_frac is None:
-        train_frac = OPS[op][1]
+        train_frac = OPS[op].train_frac
     require(0.0 < train_frac < 1.0, "train_frac", f"must lie in (0, 1), got {train_frac}")
     x, y = all_equations(op, p)
     n_train = int(round(train_frac * len(x)))

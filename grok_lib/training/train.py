@@ -95,6 +95,11 @@ def init_training(config: RunConfig, device):
     return model, optimizer, generators
 
 
+def logged_epochs(config: RunConfig) -> list[int]:
+    """The epochs at which metrics and a checkpoint are written: the log schedule and the last epoch."""
+    return sorted(set(log_schedule(config.epochs)) | {config.epochs})
+
+
 def train_epoch(model, optimizer, split, config: RunConfig, generators, batch_size: int) -> None:
     """One epoch: a fresh permutation of the training set, minibatches of `batch_size`, AdamW steps."""
     model.train()
@@ -156,7 +161,7 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
         restore_state(run, model, optimizer, generators)
         metrics = metrics[metrics.epoch <= start]
 
-    logged = set(log_schedule(config.epochs)) | {config.epochs}
+    logged = set(logged_epochs(config))
     n_train = len(split.train_x)
     batch_size = config.batch_size_for(n_train)
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)

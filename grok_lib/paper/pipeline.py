@@ -1,0 +1,156 @@
+"""The work of a profile as jobs for grok_lib.jobs: train the grid, track complexity, measure the final
+checkpoints' rate-distortion. Each piece reuses what the run store already holds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from ..complexity.tracking import load_complexity, measure_checkpoint, read_complexity, track_complexity
+from ..jobs import Job, Runner
+from ..store import Run, RunStore, write_text_atomic
+from ..training.config import RunConfig
+from ..training.data import make_split
+from ..training.ensemble import SHARED_FIELDS, train_ensemble
+from ..training.train import log_schedule, logged_epochs, train
+from .profiles import Profile, tracking_settings
+
+
+def _train_job(config: RunConfig, root: str) -> None:
+    train(config, RunStore(root), progress=False)
+
+
+def _train_cost(config: RunConfig) -> float:
+    """Relative training cost: layers x the spectral penalty's extra cost x epochs."""
+    return config.n_layers * (2.5 if config.beta else 1.0) * config.epochs
+
+
+def train_jobs(configs: list[RunConfig], store: RunStore) -> list[Job]:
+    """One job per config not finished in `store`."""
+    return [Job(f"train {store.run(c).path.name}", _train_job, (c, str(store.root)), cost=_train_cost(c),
+                units=c.epochs) for c in configs if not store.run(c).is_complete]
+
+
+def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, ensemble: bool = False) -> list:
+    """Train every config not finished in `store` (finished runs are reused, interrupted ones resumed).
+
+    workers > 1 trains that many runs at once in separate processes; ensemble=True instead trains the runs
+    of each op together in one batched step (grok_lib.training.ensemble, the fast path on a GPU).
+    """
+    runs = [store.run(c) for c in configs]
+    todo = [r for r in runs if not r.is_complete]
+    if not todo:
+        return runs
+    if ensemble:
+        groups: dict[tuple, list[RunConfig]] = {}
+        for run in todo:
+            groups.setdefault(tuple(getattr(run.config, f) for f in SHARED_FIELDS), []).append(run.config)
+        for group in groups.values():
+            train_ensemble(group, store)
+        return runs
+    Runner(workers).run(train_jobs(configs, store), f"training {len(todo)} run(s)", "epoch")
+    return runs
+
+
+def _track_job(run_dir: str, config: RunConfig, settings, epochs: list[int]) -> None:
+    track_complexity(Run(Path(run_dir), config), settings, progress=False, epochs=epochs)
+
+
+def wanted_epochs(config: RunConfig, profile: Profile) -> list[int]:
+    """The checkpoints whose complexity is measured: every logged one from `profile.min_epoch` on."""
+    return [e for e in logged_epochs(config) if e >= profile.min_epoch]
+
+
+def _measured(run, profile: Profile) -> int:
+    table = read_complexity(run)
+    return len(set(table.epoch) & set(wanted_epochs(run.config, profile))) if len(table) else 0
+
+
+def _track_cost(config: RunConfig) -> float:
+    return config.n_layers * 2.5 * len(log_schedule(config.epochs))  # a checkpoint ~ 2.5 epochs of training
+
+
+def track_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
+    """One job per run with tracked checkpoints not yet measured; after[run.path]: the job it waits for."""
+    settings = tracking_settings(profile)
+    after = after or {}
+    return [Job(f"track {r.path.name}", _track_job, (str(r.path), r.config, settings, wanted_epochs(r.config, profile)),
+                cost=_track_cost(r.config), after=tuple(a for a in [after.get(r.path)] if a),
+                units=len(wanted_epochs(r.config, profile)) - _measured(r, profile))
+            for r in runs if _measured(r, profile) < len(wanted_epochs(r.config, profile))]
+
+
+def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
+    """Algorithm 1 and 2 at profile.track_eps on every tracked checkpoint not yet in a run's complexity.csv.
+
+    Returns the tables of all runs (grok_lib.complexity.tracking.load_complexity: joined with metrics, plus
+    op, regime, seed), one row per (run, epoch, eps).
+    """
+    jobs = track_jobs(runs, profile)
+    if jobs:
+        Runner(profile.workers).run(jobs, f"complexity of {len(jobs)} run(s), eps {list(profile.track_eps)}",
+                                    "checkpoint")
+    tables = [load_complexity(r) for r in runs]
+    return pd.concat([t[t.epoch.isin(wanted_epochs(r.config, profile))] for r, t in zip(runs, tables)],
+                     ignore_index=True)
+
+
+RATE_DISTORTION_FILE = "rate_distortion.csv"
+
+
+def _final_job(run_dir: str, config: RunConfig, settings) -> None:
+    run = Run(Path(run_dir), config)
+    split = make_split(config.op, config.p, config.train_frac, config.seed)
+    rows = measure_checkpoint(run, run.checkpoints()[-1], settings, split)
+    table = pd.DataFrame(rows).assign(settings=settings.to_json().replace("\n", ""))
+    write_text_atomic(run.path / RATE_DISTORTION_FILE, table.to_csv(index=False))
+
+
+def _final_stamp(profile: Profile) -> str:
+    return tracking_settings(profile, final=True).to_json().replace("\n", "")
+
+
+def _final_stored(run, profile: Profile) -> bool:
+    path = run.path / RATE_DISTORTION_FILE
+    return path.exists() and pd.read_csv(path)["settings"].iloc[0] == _final_stamp(profile)
+
+
+def final_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
+    """One job per run whose final checkpoint's rate-distortion table is missing or has other settings."""
+    settings, after = tracking_settings(profile, final=True), after or {}
+    return [Job(f"final {r.path.name}", _final_job, (str(r.path), r.config, settings),
+                cost=r.config.n_layers * 2.5 * len(settings.eps), after=tuple(a for a in [after.get(r.path)] if a))
+            for r in runs if not _final_stored(r, profile)]
+
+
+def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
+    """Algorithm 1 and 2 on each run's final checkpoint at every eps of profile.final_eps (Fig. 4).
+
+    Kept in the run directory as rate_distortion.csv (the tracking table holds one eps list per run, and
+    the cpu profile tracks eps = 1 only); remeasured only when the settings differ from the stored ones.
+    """
+    jobs = final_jobs(runs, profile)
+    if jobs:
+        Runner(profile.workers).run(jobs, f"rate-distortion of {len(jobs)} final checkpoint(s), "
+                                    f"eps {list(profile.final_eps)}", "run")
+    frames = [pd.read_csv(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
+              .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
+    return pd.concat(frames, ignore_index=True)
+
+
+def compute(profile: Profile, store: RunStore, extra: list[Job] = ()) -> None:
+    """Everything the notebooks of `profile` measure on its grid, as one set of jobs: each run's tracking
+    and final rate-distortion start as soon as its training is done (plus `extra` jobs, e.g. LMN's)."""
+    configs = profile.configs()
+    if profile.name == "paper":  # a GPU trains the grid as batched ensembles first
+        train_missing(configs, store, ensemble=True)
+    trains = train_jobs(configs, store)
+    runs = [store.run(c) for c in configs]
+    after = {store.run(c).path: job.name for c, job in
+             ((j.args[0], j) for j in trains)}
+    jobs = trains + track_jobs(runs, profile, after) + final_jobs(runs, profile, after) + list(extra)
+    if jobs:
+        Runner(profile.workers).run([replace(j, units=1) for j in jobs],
+                                    f"profile {profile.name}: train, track, rate-distortion", "job")
