@@ -18,7 +18,7 @@ import torch
 
 from grok_lib.training.config import DEMO, RunConfig
 from grok_lib.training.model import Transformer
-from grok_lib.paper.profiles import train_missing
+from grok_lib.paper.pipeline import train_missing
 from grok_lib.store import RunStore
 from grok_lib.training.train import grokking_epochs, l2_norm
 

@@ -205,7 +205,9 @@ def main(argv=None) -> int:
             summary = reproduce_lmn(args.out_dir, args.profile, args.figures, args.seed, not args.no_complexity, True)
             print(summary.to_string(index=False))
         elif args.command == "runs":
-            from .lmn import tasks  # noqa: F401  (registers the LMN config kind, so LMN runs are listed too)
+            from .lmn.tasks import LMNRunConfig
+
+            assert LMNRunConfig.UNIT == "step"  # imported so that the store can read LMN runs' configs too
 
             for run in store.runs():
                 logged = run.metrics()[run.unit]

@@ -9,7 +9,7 @@ import torch
 
 from grok_lib.complexity.coarse import (CoarseGrainer, bin_indices, coarse_grain, keeps_factorization, quantize, spectrum,
                              truncation_rank)
-from grok_lib.complexity.coders import decode_symbols, encode_symbols, naive_size, paper_size, sizes
+from grok_lib.complexity.coders import CODERS, coded_sizes, decode_symbols, encode_symbols, naive_size, paper_size
 from grok_lib.errors import GrokError
 
 
@@ -87,16 +87,17 @@ def test_quantization_only_keeps_every_parameter_whole_in_its_shape():
 @pytest.mark.parametrize("tau, delta", [(None, 1e-9), (None, 1e-5), (0.6, 1e-3), (0.9, 0.02), (1.0, 0.5), (None, 10.0)])
 def test_symbols_coder_round_trips_and_is_never_larger_than_paper(tau, delta):
     cg = coarse_grain(some_weights(), tau, delta)
-    measured = sizes(cg)
-    encoded = encode_symbols(cg, limit=measured.paper_bytes)
+    measured = coded_sizes(cg)
+    encoded = encode_symbols(cg, limit=measured["paper"].n_bytes)
     back = decode_symbols(encoded.data)
     assert back.ranks == cg.ranks and back.delta == cg.delta and back.tau == cg.tau
     for a, b in zip(cg.stored_arrays(), back.stored_arrays()):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     for name, w in cg.weights().items():
         assert torch.equal(w, back.weights()[name])
-    assert measured.symbols_bytes == encoded.n_bytes <= measured.paper_bytes
-    assert measured.symbols_bits == 8 * measured.symbols_bytes
+    assert measured["symbols"].n_bytes == encoded.n_bytes <= measured["paper"].n_bytes
+    assert measured["symbols"].n_bits == 8 * measured["symbols"].n_bytes
+    assert CODERS["symbols"].decode(encoded.data).ranks == cg.ranks
 
 
 def test_paper_size_is_bzip2_of_the_pickled_float32_list():
@@ -109,7 +110,7 @@ def test_naive_size_compresses_the_raw_weights_and_coarse_graining_beats_it():
     weights = some_weights()
     raw = [w.numpy() for w in weights.values()]
     assert naive_size(weights) == paper_size(raw)
-    assert sizes(coarse_grain(weights, 0.9, 0.05)).paper_bytes < naive_size(weights)
+    assert coded_sizes(coarse_grain(weights, 0.9, 0.05))["paper"].n_bytes < naive_size(weights)
 
 
 def test_a_corrupt_symbols_encoding_is_reported():

@@ -1,7 +1,9 @@
 """Algorithms 1 and 2 on any network: a small MLP defined here, not one of grok_lib's models."""
 
+import bz2
 import copy
 import math
+import pickle
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch.func import functional_call
 
 from conftest import cuda
 from grok_lib.complexity.coders import naive_size
-from grok_lib.complexity.problem import ComplexityProblem, weight_summary
+from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.errors import GrokError
 from grok_lib.complexity.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
                              quantization_complexity, sweep_grid)
@@ -335,15 +337,21 @@ def test_a_low_rank_network_is_stored_as_factors():
     assert result.ranks["weight"] == 1 and result.coarse.params[0].indices[0].shape == (40, 1)
 
 
-def test_weight_summary_reports_naive_size_l2_norm_and_effective_rank():
+def test_the_uncoarse_grained_measures_report_naive_size_l2_norm_and_effective_rank():
+    """The measures logged beside complexity (Fig. 8-9), by the functions the pipeline uses: training's
+    metrics (l2_norm, spectral_summary) and tracking's naive size."""
+    from grok_lib.training.regularizers import spectral_summary
+    from grok_lib.training.train import l2_norm
+
     net = nn.Linear(8, 8, bias=False)
     with torch.no_grad():
         net.weight.copy_(torch.eye(8) * 2)
-    summary = weight_summary(net)
-    assert summary["l2_norm"] == pytest.approx(math.sqrt(8 * 4))
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    summary = spectral_summary(params)
+    assert l2_norm(params) == pytest.approx(math.sqrt(8 * 4))
     assert summary["effective_rank"] == pytest.approx(8.0)  # equal singular values: exp(log 8), no 1-D params
     assert summary["effective_rank_mean"] == pytest.approx(8.0)
-    assert summary["naive_bytes"] == naive_size(dict(net.named_parameters())) and summary["naive_bits"] % 8 == 0
+    assert naive_size(params) == len(bz2.compress(pickle.dumps([params["weight"].numpy()])))
 
 
 @pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf")])
@@ -402,3 +410,19 @@ def test_bad_search_settings_are_rejected():
         BayesConfig(n_guided=-1)
     with pytest.raises(GrokError, match="^batch:"):
         BayesConfig(batch=0)
+
+
+def test_a_coder_added_to_the_registry_is_measured_and_can_be_the_objective(trained, monkeypatch):
+    """Adding a coder is one entry in coders.CODERS: results report it and a search can minimize it."""
+    from grok_lib.complexity import coders
+
+    def raw(cg, limit=None):  # the int64 bin indices, uncompressed
+        return coders.Encoded(b"".join(i.tobytes() for p in cg.params for i in p.indices), "none")
+
+    monkeypatch.setitem(coders.CODERS, "raw", coders.Coder("int64 indices", raw, lambda cg: raw(cg).n_bytes,
+                                                           exact_codec="none"))
+    net, train, _ = trained
+    result = quantization_complexity(ComplexityProblem(net, F.cross_entropy, train, objective="raw"), 0.2)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert result.sizes["raw"].n_bytes == 8 * n_params and result.as_row()["raw_bits"] == 64 * n_params
+    assert 0 < result.symbols_bytes <= result.paper_bytes

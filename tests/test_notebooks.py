@@ -6,6 +6,7 @@ runs.
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -58,7 +59,27 @@ def test_notebook_has_one_parameters_cell_of_json_values_with_a_profile(path):
         values[node.targets[0].id] = value
     assert values["profile"] in ("ci", "cpu", "paper", "auto")
     # the derived values come from grok_lib in the very next cell
-    assert "get_profile(profile)" in cells[tagged[0] + 1].source
+    derived = cells[tagged[0] + 1].source
+    assert "get_profile(profile)" in derived or "setup(profile, ops, regimes, seeds)" in derived
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS[1:5])
+def test_transformer_notebooks_share_one_set_up(name):
+    """02-05 derive profile, grid, runs and figure folder with grok_lib.paper.notebook.setup, none by hand."""
+    cells = code_cells(NOTEBOOK_DIR / name)
+    tagged = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    assert "grid = setup(profile, ops, regimes, seeds)" in cells[tagged + 1].source
+    assert not any("train_missing(" in c.source or "get_profile(" in c.source for c in cells)
+
+
+def test_lmn_notebook_draws_every_figure_with_the_library():
+    """Each LMN figure is drawn in one place, grok_lib.paper.lmn_figures; notebook 06 only names it."""
+    from grok_lib.paper.lmn_figures import FIGURE_STEMS
+
+    sources = [c.source for c in code_cells(NOTEBOOK_DIR / "06_lmn.ipynb")]
+    drawn = [stem for stem in FIGURE_STEMS for s in sources if f'draw_and_save("{stem}"' in s]
+    assert drawn == list(FIGURE_STEMS)
+    assert not any(re.search(r"\bplot_|subplots\(|\bsave\(|savefig\(", s) for s in sources)
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
@@ -76,11 +97,22 @@ def test_nbval_checks_some_cells_and_has_a_sanitize_file():
     assert (NOTEBOOK_DIR / "nbval_sanitize.cfg").is_file()
 
 
-def test_environment_profile_overrides_the_notebook_parameter(monkeypatch):
+def test_an_explicit_profile_beats_the_environment_which_only_fills_in_auto(monkeypatch):
     monkeypatch.setenv("GROK_PROFILE", "ci")
-    assert get_profile("paper").name == "ci"
+    assert get_profile("paper").name == "paper" and get_profile("auto").name == "ci"
     monkeypatch.delenv("GROK_PROFILE")
-    assert get_profile("paper").name == "paper"
+    assert get_profile("auto").name == "cpu"  # no CUDA here
+    monkeypatch.setenv("GROK_PROFILE", "laptop")
+    with pytest.raises(GrokError, match="GROK_PROFILE"):
+        get_profile("auto")
+
+
+def test_every_notebook_defaults_to_auto():
+    paths = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb"))
+    assert len(paths) == 6
+    for path in paths:
+        parameters = [c for c in nbformat.read(path, 4).cells if "parameters" in c.metadata.get("tags", [])]
+        assert parameters and parameters[0].source.startswith('profile = "auto"'), path.name
 
 
 def test_unknown_profile_is_refused_naming_the_field(monkeypatch):

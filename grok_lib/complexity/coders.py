@@ -1,19 +1,19 @@
-"""Compressed size of a coarse-grained network: the paper's coder, a tighter `symbols` coder, naive size.
+"""Compressed size of a coarse-grained network: a computable upper bound on its K (Eq. 3).
 
-* `paper_size`: exactly the authors' measure, len(bz2.compress(pickle.dumps(list_of_float32_arrays))) of
-  the stored arrays (matrices or low-rank factors, then the 1-D parameters, in parameter order). pickle is
+`CODERS` is the registry: each entry says how to encode a coarse-graining, what size a search minimizes
+with it as objective, and how to decode it. A new coder is a function here and one entry in `CODERS`;
+results, searches and `ComplexityProblem(objective=...)` read the registry.
+
+* "paper": exactly the authors' measure, len(bz2.compress(pickle.dumps(list_of_float32_arrays))) of the
+  stored arrays (matrices or low-rank factors, then the 1-D parameters, in parameter order). pickle is
   only used to *measure*; nothing is ever unpickled.
-* `encode_symbols` / `decode_symbols`: the integer bin indices plus everything needed to decode them (Delta,
-  tau, names, shapes, ranks), in a small self-describing byte format, compressed with the better of bzip2
-  and LZMA (the first byte says which). It is a valid upper bound on K, like the paper's number, but does
-  not spend 4 bytes and a pickle header per float; it is reported beside the paper's size, never instead.
-  When Delta is finer than float32 resolution the indices carry more bits than the float32 weights they
-  produce, so the encoder then also tries storing the float32 grid values themselves (layout 1) and keeps
-  the smaller: that layout is the paper's byte stream without pickle's per-array framing, which is what
-  keeps `symbols` no larger than `paper` on the same coarse-grained weights (checked by the tests).
+* "symbols": the integer bin indices plus what decodes them (Delta, tau, names, shapes, ranks) in a small
+  self-describing format, compressed with the better of bzip2 and LZMA (the first byte says which). Where
+  Delta is finer than float32 resolution it also tries the float32 grid values (layout 1), the paper's
+  byte stream without pickle's framing, so it is never larger than "paper" on the same weights.
 * `naive_size`: the paper's coder on the raw float32 weights, no coarse-graining (Fig. 9).
 
-Byte format (all integers unsigned LEB128 varints unless said otherwise), before compression::
+Symbols byte format (integers unsigned LEB128 varints unless said otherwise), before compression::
 
     b"GKCG" version(1) layout(0 indices | 1 float32)  Delta(float64 LE)  tau(float64 LE, NaN = none)
     n_params, then per parameter: len(name) name(utf-8)  ndim  dims...  rank+1 (0 = stored whole)
@@ -31,6 +31,7 @@ import math
 import pickle
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ MAGIC = b"GKCG"
 VERSION = 1
 INDICES, FLOATS = 0, 1  # payload layouts
 INT_DTYPES = (np.dtype("<i1"), np.dtype("<i2"), np.dtype("<i4"), np.dtype("<i8"))
-LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6}]  # 9e gains < 0.1 % here at 2-3x the time
+LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6}]  # 9e: little gain for its time (benchmarks/RESULTS.md)
 CODECS = {
     b"B": ("bzip2", lambda data: bz2.compress(data, 9), bz2.decompress),
     b"L": ("lzma", lambda data: lzma.compress(data, lzma.FORMAT_RAW, filters=LZMA_FILTERS),
@@ -50,9 +51,18 @@ CODECS = {
 }
 
 
+def _paper_bytes(arrays: list[np.ndarray]) -> bytes:
+    return bz2.compress(pickle.dumps([np.asarray(a, dtype=np.float32) for a in arrays]))
+
+
 def paper_size(arrays: list[np.ndarray]) -> int:
     """Bytes of bz2.compress(pickle.dumps(arrays)) with every array float32: the paper's complexity."""
-    return len(bz2.compress(pickle.dumps([np.asarray(a, dtype=np.float32) for a in arrays])))
+    return len(_paper_bytes(arrays))
+
+
+def paper_size_of(cg: CoarseGrained) -> int:
+    """The paper's complexity of a coarse-grained network: paper_size of its stored arrays."""
+    return paper_size(cg.stored_arrays())
 
 
 def naive_size(weights: dict[str, torch.Tensor]) -> int:
@@ -62,7 +72,7 @@ def naive_size(weights: dict[str, torch.Tensor]) -> int:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A `symbols` encoding: the bytes and the compressor that won."""
+    """An encoding: the bytes and the compressor that made them (for `symbols`, the one that won)."""
 
     data: bytes
     codec: str  # bzip2 | lzma
@@ -70,6 +80,15 @@ class Encoded:
     @property
     def n_bytes(self) -> int:
         return len(self.data)
+
+    @property
+    def n_bits(self) -> int:
+        return 8 * self.n_bytes
+
+
+def encode_paper(cg: CoarseGrained, limit: int | None = None) -> Encoded:
+    """The "paper" coder's bytes, bz2(pickle(stored float32 arrays)); `limit` is not used."""
+    return Encoded(_paper_bytes(cg.stored_arrays()), "bzip2")
 
 
 def _varint(value: int) -> bytes:
@@ -141,7 +160,8 @@ def encode_symbols(cg: CoarseGrained, limit: int | None = None) -> Encoded:
 
 
 def symbols_bzip2_size(cg: CoarseGrained) -> int:
-    """The bzip2 candidate of encode_symbols (>= its size): a quick objective for searches."""
+    """The bzip2 candidate of encode_symbols (>= its size): the searches' objective, as LZMA costs more
+    time; encode_symbols tries both for a result."""
     return 1 + len(CODECS[b"B"][1](serialize(cg, INDICES)))
 
 
@@ -214,24 +234,50 @@ def decode_symbols(data: bytes) -> CoarseGrained:
 
 
 @dataclass(frozen=True)
-class Sizes:
-    """Compressed size of one coarse-grained network under both coders."""
+class Coder:
+    """One entry of the registry: a way to write a coarse-grained network as bytes."""
 
-    paper_bytes: int
-    symbols_bytes: int
-    symbols_codec: str
+    description: str  # one line, for help texts
+    encode: Callable[[CoarseGrained, int | None], Encoded]  # the reported encoding; limit: see coded_sizes
+    search_size: Callable[[CoarseGrained], int]  # what a search with this objective minimizes, >= encode's size
+    exact_codec: str | None = None  # set when search_size equals encode's size, always with this codec
+    decode: Callable[[bytes], CoarseGrained] | None = None  # None: measured only, never read back
+
+
+CODERS: dict[str, Coder] = {
+    "paper": Coder("bz2 of the pickled float32 arrays (the paper's measure)", encode_paper, paper_size_of,
+                   exact_codec="bzip2"),
+    "symbols": Coder("integer bin indices, bzip2 or LZMA, self-describing", encode_symbols, symbols_bzip2_size,
+                     decode=decode_symbols),
+}
+
+
+@dataclass(frozen=True)
+class CodedSize:
+    """The size of one coarse-grained network under one coder."""
+
+    n_bytes: int
+    codec: str
 
     @property
-    def paper_bits(self) -> int:
-        return 8 * self.paper_bytes
-
-    @property
-    def symbols_bits(self) -> int:
-        return 8 * self.symbols_bytes
+    def n_bits(self) -> int:
+        return 8 * self.n_bytes
 
 
-def sizes(cg: CoarseGrained) -> Sizes:
-    """Both coders' sizes of `cg`."""
-    paper = paper_size(cg.stored_arrays())
-    encoded = encode_symbols(cg, limit=paper)
-    return Sizes(paper, encoded.n_bytes, encoded.codec)
+def coded_sizes(cg: CoarseGrained, known: dict[str, int] | None = None) -> dict[str, CodedSize]:
+    """`cg`'s size under every coder, in CODERS order.
+
+    known: sizes already computed by a coder's search_size (a search's objective), reused where that is
+    the coder's exact size. Each coder's encode gets as `limit` the smallest size of the coders before it,
+    so that it may skip work that cannot win (the symbols coder tries float32 values only above it).
+    """
+    known = known or {}
+    out: dict[str, CodedSize] = {}
+    for name, coder in CODERS.items():
+        if name in known and coder.exact_codec is not None:
+            out[name] = CodedSize(int(known[name]), coder.exact_codec)
+            continue
+        limit = min((s.n_bytes for s in out.values()), default=None)
+        encoded = coder.encode(cg, limit)
+        out[name] = CodedSize(encoded.n_bytes, encoded.codec)
+    return out

@@ -55,9 +55,8 @@ class LossMeter:
     def chunks(self, n: int, limit: float) -> list[tuple[int, int]]:
         """(start, stop) of the loss's chunks: chunk_size examples each, except that a bounded evaluation
         with early exit starts with a quarter of the set. A coarse-graining that breaks the network has a
-        loss near log(vocab) = 4.7, far above L(theta) + eps (~1), so a quarter usually proves it
-        infeasible (17 of the 20 infeasible points of the benchmark search) for a quarter of a forward;
-        a feasible point pays one extra, smaller forward.
+        loss near log(vocab), far above L(theta) + eps, so a quarter usually proves it infeasible for a
+        quarter of a forward; a feasible point pays one extra, smaller forward.
         """
         first = min(self.chunk_size, -(-n // 4)) if self.early_exit and math.isfinite(limit) else self.chunk_size
         bounds = [0] + list(range(first, n, self.chunk_size)) + [n]

@@ -1,33 +1,15 @@
-"""Complexity of any network by coarse-graining: the distortion test (Eq. 6-7) and the measured result.
+"""The distortion test (Eq. 6-7) of every coarse-graining of one network, and its compressed sizes.
 
 `ComplexityProblem` holds one network (any nn.Module), a loss function and the FULL training set. It
-computes the reference loss L(theta, D) once, the SVD of every matrix once, and caches every evaluated
-coarse-graining (keyed by its per-matrix ranks and Delta, so two taus with the same ranks cost one
-evaluation). Algorithms 1 and 2 (grok_lib.complexity.search) ask it to evaluate points and to build results.
+computes L(theta, D) and the SVD of every matrix once, and caches every evaluated coarse-graining, keyed
+by its per-matrix ranks and Delta (two taus with the same ranks are one evaluation). Algorithms 1 and 2
+(grok_lib.complexity.search, grok_lib.complexity.quantization) ask it to evaluate points and build results.
 
-Speed without changing any answer:
-* the training loss is summed over chunks of `chunk_size` examples (default 8192: the paper's training
-  sets, ~2,500-3,800 examples, go through in one batched forward, which measured ~35 % faster than two
-  halves), and the evaluation stops as soon as the partial sum proves L(theta_hat) > L(theta) + eps
-  (valid because a per-example loss like cross-entropy is >= 0; pass early_exit=False for a loss that
-  can be negative); a bounded evaluation first looks at a quarter of the set (LossMeter.chunks in
-  grok_lib.complexity.distortion, which measures the losses), which is
-  enough to reject most broken networks (~20 % less loss time in the benchmark search);
-* only points that meet the bound are compressed (an infeasible point's size is never used), and the
-  compression overlaps the loss: once the first quarter of the training set has not ruled a point out,
-  its compression starts on a background thread (a pool of `compress_threads`, default one per CPU; bz2
-  and lzma release the GIL) while the other three quarters are evaluated, and the final result's symbols
-  coder runs beside the test-loss evaluation (`background=False` does everything in the caller's thread;
-  the numbers are the same); `evaluate_many` evaluates several points at once (vmap'd on a GPU), their
-  compressions running side by side on the pool;
-* its work runs on `threads` threads (default 1: torch's intra-op pool and the BLAS under numpy, scipy
-  and the optimizer's GP; the background compression runs beside them). The matrices here are small:
-  62 x 62 GP kernels, 512 x 128 SVDs, (2554, 128) activations. On the shared 2-core machine, with
-  other processes running, 2 threads made the SVDs 60x and a training-set forward 5x slower than 1
-  thread (spinning thread pools wait on preempted siblings); pass threads=None to leave the process's
-  settings alone.
-
-Quick use (any classifier; see measure_complexity in grok_lib.complexity.search)::
+None of its speed-ups changes an answer: losses stop early once they provably exceed L(theta) + eps
+(`LossMeter`); only points that meet a bound are compressed, on a background thread pool while the loss
+of the rest of the set is measured (`background=False`: all in the caller's thread); the work runs on
+`threads` torch/BLAS threads (default 1: small matrices, where more threads contend; None leaves the
+process's settings alone). Measured costs: benchmarks/RESULTS.md.
 
     from grok_lib.complexity.search import measure_complexity
     result = measure_complexity(model, torch.nn.functional.cross_entropy, (x_train, y_train), eps=1.0)
@@ -36,7 +18,6 @@ Quick use (any classifier; see measure_complexity in grok_lib.complexity.search)
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -45,19 +26,19 @@ import warnings
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from threadpoolctl import threadpool_limits
 
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
+from .coders import CODERS, coded_sizes
 from .distortion import LossMeter, check_data, within_bound
-from .coders import encode_symbols, naive_size, paper_size, symbols_bzip2_size
+from .results import ComplexityResult, Evaluation
 from ..errors import require
-from ..training.regularizers import spectral_summary
-from ..training.train import l2_norm
 
-OBJECTIVES = ("paper", "symbols")
+__all__ = ["OBJECTIVES", "ComplexityProblem", "ComplexityResult", "Evaluation", "check_eps"]
+
+OBJECTIVES = tuple(CODERS)  # the coders a search may minimize
 
 
 def check_eps(eps: float) -> None:
@@ -65,84 +46,13 @@ def check_eps(eps: float) -> None:
             f"distortion bound must be a finite number > 0, got {eps!r}")
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluated coarse-graining: its training loss, exact or (early exit) a lower bound."""
-
-    tau: float | None
-    delta: float
-    ranks: tuple[int | None, ...]
-    train_loss: float  # exact mean loss, or a lower bound when exact is False
-    train_acc: float  # NaN when not exact or not a classifier
-    exact: bool
-
-    @property
-    def key(self) -> tuple:
-        return self.ranks, self.delta
-
-
-@dataclass(frozen=True)
-class ComplexityResult:
-    """The accepted coarse-graining of one network at one eps, and everything measured about it."""
-
-    algorithm: int  # 1 (Bayesian optimization over tau and Delta) or 2 (quantization only)
-    eps: float
-    one_sided: bool
-    paper_bytes: int  # the paper's complexity: bz2(pickle(float32 arrays))
-    symbols_bytes: int  # the tighter coder (grok_lib.complexity.coders)
-    symbols_codec: str
-    tau: float | None  # None: no low-rank step
-    delta: float
-    ranks: dict  # parameter name -> rank of its stored factors, or None (stored whole)
-    reference_train_loss: float  # L(theta, D_train)
-    train_loss: float  # L(theta_hat, D_train)
-    train_acc: float
-    test_loss: float  # NaN without test data
-    test_acc: float
-    n_train: int
-    n_evaluations: int  # coarse-grainings evaluated by this search (cache hits included)
-    weights: dict  # name -> coarse-grained float32 tensor
-    coarse: CoarseGrained  # the stored representation that was compressed
-
-    @property
-    def paper_bits(self) -> int:
-        return 8 * self.paper_bytes
-
-    @property
-    def symbols_bits(self) -> int:
-        return 8 * self.symbols_bytes
-
-    def as_row(self) -> dict:
-        """The scalar fields, for a table (ranks as JSON)."""
-        return dict(algorithm=self.algorithm, eps=self.eps, paper_bytes=self.paper_bytes, paper_bits=self.paper_bits,
-                    symbols_bytes=self.symbols_bytes, symbols_bits=self.symbols_bits,
-                    symbols_codec=self.symbols_codec, tau=math.nan if self.tau is None else self.tau,
-                    delta=self.delta, ranks=json.dumps(self.ranks), train_loss=self.train_loss,
-                    train_acc=self.train_acc, test_loss=self.test_loss, test_acc=self.test_acc,
-                    n_evaluations=self.n_evaluations)
-
-
-def weight_summary(module: torch.nn.Module) -> dict[str, float]:
-    """The uncoarse-grained measures beside complexity: naive bzip2 size (Fig. 9), L2 norm and the two
-    effective ranks of `spectral_summary` (Fig. 8; NaN without any matrix), reusing the training-time code."""
-    params = {k: v.detach() for k, v in module.named_parameters()}
-    require(len(params) > 0, "module", "has no parameters")
-    naive = naive_size(params)
-    has_matrices = any(p.ndim >= 2 for p in params.values())
-    spectral = spectral_summary(params) if has_matrices else {}
-    return dict(naive_bytes=naive, naive_bits=8 * naive, l2_norm=l2_norm(params),
-                effective_rank=spectral.get("effective_rank", math.nan),
-                effective_rank_mean=spectral.get("effective_rank_mean", math.nan))
-
-
 _COMPRESSORS: dict[int, ThreadPoolExecutor] = {}
 _COMPRESSORS_LOCK = threading.Lock()
 
 
 def _compressor(threads: int = 1) -> ThreadPoolExecutor:
-    """The process's background compression pool of `threads` threads (bz2 and lzma release the GIL while
-    they work, so threads compress in parallel: 2 threads compressed 20 of the search's pickles 1.97x
-    faster than one on the 2-core machine, with no copying of arrays to other processes)."""
+    """The process's background compression pool of `threads` threads: bz2 and lzma release the GIL, so
+    threads compress in parallel without copying arrays to other processes."""
     with _COMPRESSORS_LOCK:
         if threads not in _COMPRESSORS:
             _COMPRESSORS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grok-compress")
@@ -165,15 +75,14 @@ class ComplexityProblem:
         require(isinstance(module, torch.nn.Module), "module",
                 f"must be a torch.nn.Module, got {type(module).__name__}")
         require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
-        require(objective in OBJECTIVES, "objective", f"unknown coder {objective!r}; allowed: {', '.join(OBJECTIVES)}")
+        require(objective in CODERS, "objective", f"unknown coder {objective!r}; allowed: {', '.join(CODERS)}")
         require(threads is None or (isinstance(threads, int) and threads >= 1), "threads",
                 f"must be a positive integer or None, got {threads!r}")
         params = dict(module.named_parameters())
         require(len(params) > 0, "module", "has no parameters to coarse-grain")
         self.module, self.loss_fn = module, loss_fn
         self.device = next(iter(params.values())).device
-        # vmap'd batches are for a GPU; on one CPU thread they ran at 0.46-0.68x the speed of one point at
-        # a time (1, 4 and 16 points of the paper-size model)
+        # vmap'd batches are for a GPU; on a CPU one point at a time is faster (benchmarks/RESULTS.md)
         self.vectorize = self.device.type == "cuda" if vectorize is None else bool(vectorize)
         x, y = check_data(train_data, "train_data")
         self.train = (x.to(self.device), y.to(self.device))
@@ -273,7 +182,7 @@ class ComplexityProblem:
         the training set goes through all of them in one batched forward (torch.func.vmap over their
         stacked coarse-grained weights), with evaluate's early exit per point: one batched call instead of
         many small ones is what a GPU needs; the losses equal evaluate's up to float rounding of the
-        batched products (~1e-7 relative). Otherwise, and for a module that vmap cannot run
+        batched products. Otherwise, and for a module that vmap cannot run
         (data-dependent Python control flow, .item()), the points are evaluated one at a time.
         """
         if not self.vectorize:
@@ -316,9 +225,8 @@ class ComplexityProblem:
         return [self.evaluations[key] for key in keys]
 
     def objective_size(self, cg: CoarseGrained) -> int:
-        """Bytes of `cg` under the objective coder: "paper", the paper's coder; "symbols", the bzip2 branch
-        of the symbols coder (LZMA is 3-10x slower and only tried for the final result)."""
-        return paper_size(cg.stored_arrays()) if self.objective == "paper" else symbols_bzip2_size(cg)
+        """Bytes of `cg` that a search minimizes: the objective coder's search_size (coders.CODERS)."""
+        return CODERS[self.objective].search_size(cg)
 
     def prefetch_size(self, key: tuple, cg: CoarseGrained) -> None:
         """Start compressing a point on the background thread while its loss is still being evaluated."""
@@ -365,12 +273,10 @@ class ComplexityProblem:
 
     def _result(self, evaluation: Evaluation, eps: float, algorithm: int, n_evaluations: int) -> ComplexityResult:
         cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
-        with self.timed("compress"):
-            paper = self.sizes.get(evaluation.key) if self.objective == "paper" else None
-            paper = paper_size(cg.stored_arrays()) if paper is None else paper
-        # the symbols coder (bzip2 and lzma) runs on the background thread while the test loss is measured
-        symbols = (_compressor(self.compress_threads).submit(_timed_call, encode_symbols, cg, paper)
-                   if self.background else None)
+        known = {self.objective: self.sizes[evaluation.key]} if evaluation.key in self.sizes else {}
+        # every coder runs on the background pool while the test loss is measured
+        sizes = (_compressor(self.compress_threads).submit(_timed_call, coded_sizes, cg, known)
+                 if self.background else None)
         weights = cg.weights()
         test_loss, test_acc = math.nan, math.nan
         if self.test is not None:
@@ -378,14 +284,13 @@ class ComplexityProblem:
                 test_loss, test_acc, _ = self.loss_and_accuracy({k: v.to(self.device) for k, v in weights.items()},
                                                                 self.test)
         with self.timed("compress"):
-            if symbols is None:
-                symbols = encode_symbols(cg, limit=paper)
+            if sizes is None:
+                sizes = coded_sizes(cg, known)
             else:
-                symbols, seconds = symbols.result()
+                sizes, seconds = sizes.result()
                 self.timings["compress_background"] += seconds
         return ComplexityResult(
-            algorithm=algorithm, eps=float(eps), one_sided=self.one_sided, paper_bytes=paper,
-            symbols_bytes=symbols.n_bytes, symbols_codec=symbols.codec, tau=evaluation.tau,
+            algorithm=algorithm, eps=float(eps), one_sided=self.one_sided, sizes=sizes, tau=evaluation.tau,
             delta=evaluation.delta, ranks=cg.ranks, reference_train_loss=self.reference_loss,
             train_loss=evaluation.train_loss, train_acc=evaluation.train_acc, test_loss=test_loss,
             test_acc=test_acc, n_train=len(self.train[0]), n_evaluations=n_evaluations, weights=weights, coarse=cg)

@@ -1,25 +1,15 @@
-"""Algorithms 1 and 2: search coarse-grainings for the smallest description that meets the eps-bound.
+"""Algorithm 1: Bayesian optimization (scikit-optimize) of (tau, Delta) for the smallest description
+within eps (Eq. 7, Eq. 11-14), and the rate-distortion curve of Algorithms 1 and 2 over eps.
 
-* Algorithm 2 (`quantization_complexity`): quantization only. As the paper's appendix writes it, a sweep
-  of Delta from small to large whose answer is the smallest compressed size among the points within eps,
-  starting from the unquantized weights (`method="sweep"`, default; the grid is `SWEEP_POINTS_PER_DECADE`
-  log-spaced points per decade from 1e-6 max|theta| to 2 max|theta|). Which Delta meet the bound is not
-  monotone in Delta, so the authors' code's bisection for "the largest Delta within eps" (50 steps in
-  (1e-12, 2 max|theta|)) can miss feasible, smaller points; it is `method="bisection"`.
-* Algorithm 1 (`bayesian_complexity`): Bayesian optimization (scikit-optimize) over tau (linear,
-  [1e-3, 1]) and Delta (log-scale, [1e-3, 1]) with the code's budget: 2 probes, 10 random and 50 guided
-  points; a point violating the bound gets a penalty (the raw float32 size). Its answer is the smallest of
-  its own points that meet the bound, as the paper's pseudocode returns (`pooled=False`); `pooled=True`
-  returns the smallest of every point the problem has measured (Algorithm 2's sweep and the searches at
-  other eps included): never worse than Algorithm 2 and non-increasing in eps by construction.
-  The surrogate is skopt's GP (refit once per step, through the lean `grok_lib.complexity.surrogate`), or a forest.
-  The code's tau range is [0, 1]; every tau <= sigma_bar_1 gives k = 1 and sigma_bar_1 >= 1/min(m, n),
-  so [1e-3, 1] is the same search without the rank-0 (deleted) matrices that Eq. 13 does not define.
-
-The probes, extra and random points do not depend on any result and are evaluated before the surrogate
-sees them; guided points come one at a time (`BayesConfig.batch = 1`, the paper's sequential search) or
-k at a time (skopt's constant liar; for a GPU and many cores). Measured costs and the variants tried and
-rejected are in benchmarks/RESULTS.md.
+The budget is the authors' code's: 2 probes, 10 random and 50 guided points over tau in [1e-3, 1] and
+log Delta in [1e-3, 1]; a point violating the bound is told the raw float32 size. The code's tau range
+is [0, 1], but every tau <= sigma_bar_1 gives k = 1 and sigma_bar_1 >= 1/min(m, n), so [1e-3, 1] is the
+same search without the rank-0 matrices that Eq. 13 does not define. The answer is the smallest of the
+search's own points within eps, as the paper's pseudocode returns; `pooled=True` takes the smallest of
+every point the problem has measured (Algorithm 2's and other eps' included): never worse than
+Algorithm 2 and non-increasing in eps. The surrogate is skopt's GP, its kernel fit done by
+grok_lib.complexity.surrogate, or a forest. Algorithm 2 is in grok_lib.complexity.quantization; the
+costs behind the defaults are in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,8 +23,10 @@ from skopt.utils import cook_estimator
 from skopt.space import Real
 
 from .problem import ComplexityProblem, ComplexityResult, check_eps
-from ..errors import require
+from .quantization import (ALGORITHM_2_METHODS, SWEEP_DECADES, SWEEP_POINTS_PER_DECADE,  # noqa: F401 (re-exported)
+                           SWEEP_REFINE_STEPS, quantization_complexity, sweep_grid)
 from .surrogate import ArraySpace, FastGP
+from ..errors import require
 
 ESTIMATORS = ("GP", "ET", "RF")  # skopt's GBRT estimator is broken with current scikit-learn
 PAPER_EPS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625)
@@ -52,14 +44,12 @@ class BayesConfig:
     n_guided: int = 50  # points proposed by the surrogate model
     probes: tuple = PAPER_PROBES  # (tau, Delta) pairs evaluated first
     estimator: str = "GP"  # surrogate: GP (skopt's Gaussian process) or ET / RF (forests: faster, looser)
-    gp_restarts: int = 0  # extra kernel fits per GP step (skopt's default 2 triples the optimizer time)
-    n_trees: int = 16  # forest size for ET / RF (skopt's own default of 100 costs ~5x the time here)
-    # random candidates scored by the acquisition function per proposal; 500 cut the optimizer's time by
-    # ~40 % but found 12-13 % larger sizes on the benchmark run's epoch-51 and epoch-150 checkpoints
-    n_candidates: int = 2000
+    gp_restarts: int = 0  # extra kernel fits per GP step (skopt's default 2 costs time, not size)
+    n_trees: int = 16  # forest size for ET / RF (skopt's default is 100)
+    n_candidates: int = 2000  # candidates scored by the acquisition per proposal (fewer: larger sizes)
     # guided points proposed per round: 1 is the paper's sequential search; k > 1 asks skopt for k points
     # at once (constant liar, "cl_min"), evaluates them together (one batched forward on a GPU) and
-    # compresses them side by side, for k cores; the same budget, a different (parallel) search
+    # compresses them side by side; the same budget, a different (parallel) search
     batch: int = 1
 
     def __post_init__(self):
@@ -82,96 +72,6 @@ class BayesConfig:
         for tau, delta in self.probes:
             require(TAU_BOUNDS[0] <= tau <= TAU_BOUNDS[1], "probes", f"tau {tau} outside {TAU_BOUNDS}")
             require(DELTA_BOUNDS[0] <= delta <= DELTA_BOUNDS[1], "probes", f"Delta {delta} outside {DELTA_BOUNDS}")
-
-
-ALGORITHM_2_METHODS = ("sweep", "sweep-edges", "bisection")
-SWEEP_POINTS_PER_DECADE = 8  # chosen by benchmarks/bench_algorithm2.py (see benchmarks/RESULTS.md)
-SWEEP_REFINE_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
-SWEEP_DECADES = 6  # the grid starts 6 decades below 2 max|theta|, where Q(theta, Delta) ~ the float32 weights
-
-
-def sweep_grid(max_abs: float, points_per_decade: int = SWEEP_POINTS_PER_DECADE) -> list[float]:
-    """Algorithm 2's bin sizes, small to large: log-spaced from 2e-6 max|theta| up to 2 max|theta|."""
-    require(isinstance(points_per_decade, int) and points_per_decade >= 1, "points_per_decade",
-            f"must be a positive integer, got {points_per_decade!r}")
-    top = 2 * max_abs if max_abs > 0 else 1.0
-    n = SWEEP_DECADES * points_per_decade
-    return [top * 10.0 ** ((i - n) / points_per_decade) for i in range(n + 1)]
-
-
-def quantization_complexity(problem: ComplexityProblem, eps: float, method: str = "sweep",
-                            points_per_decade: int = SWEEP_POINTS_PER_DECADE, refine: int = SWEEP_REFINE_STEPS,
-                            iterations: int = 50, tolerance: float = 1e-12) -> ComplexityResult:
-    """Algorithm 2: the smallest compressed Q(theta, Delta) with |L(Q(theta, Delta)) - L(theta)| < eps.
-
-    method "sweep" (the paper's appendix): every Delta of `sweep_grid` from small to large, after the
-    code's starting point 1e-12 (the float32 weights themselves: the paper's compress(params)); where a
-    feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge;
-    every feasible point is compressed. "sweep-edges": the same points, but only the largest Delta of each
-    run of consecutive feasible points is compressed (assumes the size falls as Delta grows within a run;
-    much cheaper, as fine grids compress slowly). "bisection" (the authors' code): the largest Delta meeting
-    the bound by `iterations` halvings of (1e-12, 2 max|theta|), which assumes that feasibility is monotone
-    in Delta (it is not).
-    """
-    require(method in ALGORITHM_2_METHODS, "method",
-            f"unknown Algorithm 2 method {method!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
-    require(isinstance(refine, int) and refine >= 0, "refine", f"must be an integer >= 0, got {refine!r}")
-    check_eps(eps)
-    with problem.limited_threads():
-        if method == "bisection":
-            return _bisection(problem, eps, iterations, tolerance)
-        return _sweep(problem, eps, points_per_decade, refine, edges_only=method == "sweep-edges")
-
-
-def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int,
-           edges_only: bool) -> ComplexityResult:
-    grid = sweep_grid(problem.grainer.max_abs, points_per_decade)
-    prefetch = not edges_only
-    evaluations = problem.evaluate_many([(None, d) for d in [1e-12] + grid], eps, prefetch=prefetch)
-    feasible = [problem.feasible(e, eps) for e in evaluations[1:]]
-    for i in range(len(grid) - 1):
-        if feasible[i] and not feasible[i + 1]:  # an edge of a feasible run: find it in log Delta
-            low, high = grid[i], grid[i + 1]
-            for _ in range(refine):
-                middle = (low * high) ** 0.5
-                evaluation = problem.evaluate(None, middle, eps, prefetch=prefetch)
-                evaluations.append(evaluation)
-                low, high = (middle, high) if problem.feasible(evaluation, eps) else (low, middle)
-    ordered = sorted(evaluations, key=lambda e: e.delta)
-    feasible = [problem.feasible(e, eps) for e in ordered]
-    for i, evaluation in enumerate(ordered):
-        last_of_run = i + 1 == len(ordered) or not feasible[i + 1]
-        if feasible[i] and (last_of_run or not edges_only):
-            problem.size(evaluation)
-    best = problem.smallest_feasible(eps, keys={e.key for e in evaluations})
-    require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "
-            "(is the loss deterministic?)")
-    return problem.result(best, eps, algorithm=2, n_evaluations=len(evaluations))
-
-
-def _bisection(problem: ComplexityProblem, eps: float, iterations: int, tolerance: float) -> ComplexityResult:
-    require(isinstance(iterations, int) and iterations >= 1, "iterations",
-            f"must be a positive integer, got {iterations!r}")
-    low = 1e-12
-    high = max(2 * problem.grainer.max_abs, 2 * low)
-    best, evaluated = None, 0
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        evaluation = problem.evaluate(None, middle, eps)
-        evaluated += 1
-        if problem.feasible(evaluation, eps):
-            best, low = evaluation, middle
-        else:
-            high = middle
-        if high - low < tolerance:
-            break
-    if best is None:  # the code's starting point: Delta = 1e-12, the float32 weights themselves
-        best = problem.evaluate(None, low, eps)
-        evaluated += 1
-        require(problem.feasible(best, eps), "eps",
-                f"no quantization meets the bound {eps}, not even Delta = {low} (is the loss deterministic?)")
-    problem.size(best)  # joins the pool that a pooled Algorithm 1 chooses from
-    return problem.result(best, eps, algorithm=2, n_evaluations=evaluated)
 
 
 def _surrogate(config: BayesConfig, seed: int):

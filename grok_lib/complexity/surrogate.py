@@ -1,24 +1,14 @@
 """Algorithm 1's surrogate: scikit-optimize's Gaussian process, with its kernel fit done in lean numpy.
 
-skopt's GP (`cook_estimator("GP")`) is a ConstantKernel x Matern(nu = 2.5, one length scale per
-dimension) kernel plus a WhiteKernel for noise, on normalised targets, its hyperparameters fit by
-L-BFGS-B on the log marginal likelihood. scikit-learn evaluates that likelihood through its generic
-kernel objects: ~2 ms per call, ~23 calls per fit, 51 fits per Algorithm 1 search, on at most 62 points:
-more time than all the search's loss evaluations. `FastGP` keeps everything of skopt's GP (the class,
-the kernel, the bounds, the starting point, scipy's L-BFGS-B with the same options, the final fit, the
-prediction) and only hands scipy a direct numpy evaluation of the same likelihood and gradient
-(`matern_lml`: the formulas of sklearn's Matern, ConstantKernel, WhiteKernel and
-GaussianProcessRegressor.log_marginal_likelihood written out for this one kernel). Any other kernel
-falls back to scikit-learn's own objective. tests/test_surrogate.py checks value, gradient, fitted
-hyperparameters and predictions against skopt's GP.
-
-It also predicts each candidate set once per fit: skopt's default acquisition, gp_hedge, scores the same
-candidates with EI, PI and LCB, each calling predict(X, return_std=True) on the same array; the later
-calls get copies of the first one's answer, and that one prediction is computed with matrix products.
-
-`ArraySpace` is skopt's Space with its candidate sampling done column-wise: skopt draws the 2,000
-candidates of each step per dimension, then transposes and re-packs them in Python loops (~12 ms a step,
-more than the whole kernel fit above); the same draws from the same generator, stacked by numpy.
+skopt's GP (`cook_estimator("GP")`) is ConstantKernel x Matern(nu = 2.5, one length scale per
+dimension) + WhiteKernel on normalised targets, fit by L-BFGS-B on the log marginal likelihood, which
+scikit-learn evaluates through its generic kernel objects at a cost above the search's loss evaluations.
+`FastGP` keeps everything of skopt's GP (class, kernel, bounds, starting point, scipy's L-BFGS-B call,
+final fit, prediction) and only hands scipy a direct numpy evaluation of the same likelihood and
+gradient (`matern_lml`); any other kernel falls back to scikit-learn's objective. It also predicts each
+candidate set once per fit (gp_hedge scores the same candidates with EI, PI and LCB). `ArraySpace` is
+skopt's Space with the same candidate draws stacked by numpy instead of Python loops.
+tests/test_surrogate.py checks values, gradients, fits and predictions against skopt's.
 """
 
 from __future__ import annotations
@@ -113,8 +103,8 @@ class FastGP(GaussianProcessRegressor):
         return last[1].copy(), last[2].copy()
 
     def _mean_and_std(self, X):
-        """skopt's predict(X, return_std=True), with its 3-operand einsum (~14 ms for 2,000 candidates
-        and 62 points) as one matrix product and a row-wise dot (~0.6 ms)."""
+        """skopt's predict(X, return_std=True), its 3-operand einsum written as one matrix product and a
+        row-wise dot."""
         if not hasattr(self, "X_train_"):
             return super().predict(X, return_std=True)
         K_trans = self.kernel_(X, self.X_train_)

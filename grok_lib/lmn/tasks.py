@@ -203,5 +203,3 @@ def train_lmn_run(config: LMNRunConfig, root: str | Path, device: str = "cpu",
         optimizer.step()
         step += 1
 
-
-LMNRun = Run  # transitional name, removed once grok_lib.paper.lmn_figures follows

@@ -49,7 +49,7 @@ class CheckpointExplorer:
     """Coarse-grains one checkpoint of a stored run at any (tau, Delta), exactly, and remembers every point."""
 
     def __init__(self, run, epoch: int | None = None):
-        epochs = run.checkpoint_epochs()
+        epochs = run.checkpoints()
         require(len(epochs) > 0, "run", f"{run.path} has no checkpoints yet; train it first")
         self.run, self.epoch = run, epochs[-1] if epoch is None else epoch
         require(self.epoch in epochs, "epoch", f"no checkpoint at epoch {self.epoch}; stored: {epochs}")

@@ -2,7 +2,7 @@
 
 Inputs are the tidy tables of the run store, with op, regime and seed columns:
   metrics      one row per (run, logged epoch): `runs_metrics(runs)` (metrics.csv)
-  complexity   one row per (run, tracked epoch, eps): `grok_lib.paper.profiles.track_missing` (complexity.csv
+  complexity   one row per (run, tracked epoch, eps): `grok_lib.paper.pipeline.track_missing` (complexity.csv
                joined with metrics.csv by grok_lib.complexity.tracking.load_complexity)
   final        one row per (run, eps) on the final checkpoint: `grok_lib.paper.profiles.final_rate_distortion`
 Every function returns a matplotlib Figure. Complexity is in kB (1000 bytes) of the paper's coder, bz2 of

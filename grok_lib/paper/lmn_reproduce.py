@@ -31,7 +31,6 @@ from ..errors import GrokError, require
 from ..lmn.measure import LMNConfig
 from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
 from ..lmn.tasks import TASKS, LMNRunConfig, make_task_split, train_lmn_run
-from .plots import save
 from .profiles import PROFILES, LMNSettings, get_profile, run_store
 from ..complexity.search import BayesConfig, measure_complexity
 from ..jobs import Job, Runner
@@ -170,23 +169,11 @@ def turning_table(runs: list[Run]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def make_figures(runs: list[Run], figures_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+def make_figures(runs: list[Run], figures_dir: Path, profile: str | None = None) -> list[Path]:
+    """The LMN figures (grok_lib.paper.lmn_figures.draw_all) of `runs`, saved in `figures_dir`."""
+    from .lmn_figures import draw_all
 
-    from .lmn_figures import plot_against_test_loss, plot_dynamics, plot_three_measures, plot_xor_trajectory
-
-    figures_dir = Path(figures_dir)
-    made = []
-    for name, fig in (("lmn_dynamics", plot_dynamics(runs)), ("lmn_vs_test_loss", plot_against_test_loss(runs)),
-                      ("lmn_complexity_l2", plot_three_measures(runs, {r.config.task: load_complexity(r) for r in runs}))):
-        made.append(save(fig, figures_dir / name))
-        plt.close(fig)
-    xor = [r for r in runs if r.config.task == "xor"]
-    if xor:
-        fig = plot_xor_trajectory(xor[0])
-        made.append(save(fig, figures_dir / "lmn_xor_trajectory"))
-        plt.close(fig)
-    return made
+    return draw_all(runs, figures_dir, {r.config.task: load_complexity(r) for r in runs}, profile)
 
 
 def _train_and_measure(config: LMNRunConfig, root: Path, p: LMNSettings, with_complexity: bool,
@@ -220,7 +207,7 @@ def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | P
     profile: "ci" (about 20 CPU-seconds, plumbing only), "cpu" (the paper's training, cheaper measurements,
     two tasks at a time: minutes on 2 cores) or "paper" (the paper's full scale: measured on one shared core,
     7-18 min of training and 10-33 min of Algorithm 1 per task). Figures go to `figures_dir`
-    (default OUT_DIR/figures); with_figures=False skips them (notebook 06 draws its own). Returns the
+    (default OUT_DIR/figures); with_figures=False skips them (notebook 06 draws them one section at a time with `lmn_figures.draw_and_save`). Returns the
     summary table.
     """
     p = settings(profile)
@@ -232,5 +219,5 @@ def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | P
     write_text_atomic(out_dir / "lmn_summary.csv", summary.to_csv(index=False))
     write_text_atomic(out_dir / "lmn_turning_points.csv", turning_table(runs).to_csv(index=False))
     if with_figures:
-        make_figures(runs, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
+        make_figures(runs, Path(figures_dir) if figures_dir is not None else out_dir / "figures", profile)
     return summary

@@ -14,8 +14,8 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
     paper  the full protocol (PROTOCOL.md): p = 113, 4 ops, 3 regimes, 6 seeds, 10^4 epochs, the authors'
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
-The environment variable GROK_PROFILE overrides the notebook's parameter (the test suite sets it to
-"ci"); GROK_RUNS moves the run store and GROK_FIGURES the figure folder (default: figures/ inside the run
+A notebook's default profile is "auto": $GROK_PROFILE when set (the test suite sets it to "ci"), else paper
+on a CUDA machine and cpu elsewhere; a profile named explicitly is used as given. GROK_RUNS moves the run store and GROK_FIGURES the figure folder (default: figures/ inside the run
 store; `python -m grok_lib.paper.reproduce` points it at the committed figures/).
 """
 

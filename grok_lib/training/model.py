@@ -83,7 +83,7 @@ class Attention(nn.Module):
         """Softmax attention of projected queries over projected keys and values, then the output map.
 
         Broadcast products instead of per-head matmuls: with T = 4 the (B*h) tiny bmm calls and the
-        transpose copies around them cost more than the arithmetic (2.3x slower for Tq = 1, equal for Tq = 4).
+        transpose copies around them cost more than the arithmetic.
         """
         B, Tq, D = q.shape
         h = self.n_heads
@@ -130,7 +130,7 @@ class Transformer(nn.Module):
 
     def forward(self, tokens):  # tokens: (B, T) long -> logits (B, vocab)
         # Only the last position is read, so the last block needs its query, residual and MLP there
-        # alone (keys and values still see every position): the same logits for ~1/3 of the work.
+        # alone (keys and values still see every position): the same logits for less work.
         last = len(self.blocks) - 1
         B, T = tokens.shape
         if B > self.cfg.vocab_size:

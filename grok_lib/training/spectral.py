@@ -1,23 +1,17 @@
-"""Fast spectral entropy (Eq. 15-16) for many stacked matrices: eigh of the small Gram matrix, not an SVD.
+"""Spectral entropy (Eq. 15-16) of many stacked matrices from eigh of the small Gram matrix, not an SVD.
 
-The singular values of M (m x n) are the square roots of the eigenvalues of its Gram matrix, taken on the
-smaller side (k = min(m, n)): G = M^T M (k = n) when M is tall, G = M M^T (k = m) when it is wide. One
-batched `eigh` per Gram size serves every matrix of that size at once (all E stacked copies of all
-parameters), which is what makes the penalty affordable when E models train together.
-
-The gradient needs no SVD either. With G = V diag(sigma^2) V^T (tall case), u_i = M v_i / sigma_i, so
+The singular values of M (m x n) are the square roots of the eigenvalues of its Gram matrix on the
+smaller side (G = M^T M when M is tall, M M^T when wide); one batched `eigh` per Gram size serves every
+matrix of that size, all E stacked models at once. The gradient needs no SVD either (tall case):
 
     dH/dM = sum_i g_i u_i v_i^T = M V diag(g_i / sigma_i) V^T,   g_i = dH/dsigma_i = -(log p_i + H) / S,
 
-with p_i = sigma_i / S and S = sum_j sigma_j (wide case: V diag(g/sigma) V^T M with the eigenvectors of
-M M^T). The Gram and its eigendecomposition are computed in float64: squaring M squares its condition
-number, and float64 keeps the singular values of float32 weights as accurate as a float32 SVD would
-(measured: closer to a float64 SVD than float32 svdvals is). A float32 Gram is not an option: it
-resolves sigma only down to ~sqrt(k eps32) = 4e-3 sigma_max, and a random square 128 x 128 matrix,
-whose smallest sigma is ~3e-3 sigma_max, gets its gradient wrong by 60-95 % (measured, max-norm).
-Singular values below the Gram's resolution (sigma_i^2 <= k * eps64 * sigma_max^2) are taken as exactly
-zero: they add nothing to H, and their gradient, which is unbounded (d(-p log p)/dp -> inf as p -> 0) and
-would otherwise follow rounding noise in an arbitrary null-space basis, is set to zero.
+with u_i = M v_i / sigma_i, p_i = sigma_i / S, S = sum_j sigma_j (wide: V diag(g/sigma) V^T M).
+The Gram is formed in float64: squaring M squares its condition number, and a float32 Gram resolves
+sigma only down to sqrt(k eps32) sigma_max (4e-3 sigma_max at k = 128), above the smallest sigma of a
+random square 128 x 128 matrix. Singular values below the float64 Gram's resolution
+(sigma_i^2 <= k eps64 sigma_max^2) are taken as zero: they add nothing to H, and their unbounded
+gradient would follow rounding noise.
 """
 
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""Algorithm 2: quantization only, the smallest compressed Q(theta, Delta) within eps (Eq. 7, Eq. 11).
+
+"sweep" is the paper's appendix: Delta from small to large on a log grid, starting from the float32
+weights themselves. Which Delta meet the bound is not monotone in Delta, so the authors' code's bisection
+for "the largest Delta within eps" can miss feasible, smaller points; it is kept as "bisection".
+"""
+
+from __future__ import annotations
+
+from .problem import ComplexityProblem, ComplexityResult, check_eps
+from ..errors import require
+
+ALGORITHM_2_METHODS = ("sweep", "sweep-edges", "bisection")
+SWEEP_POINTS_PER_DECADE = 8  # chosen with benchmarks/bench_algorithm2.py (benchmarks/RESULTS.md)
+SWEEP_REFINE_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
+SWEEP_DECADES = 6  # the grid starts 6 decades below 2 max|theta|, where Q(theta, Delta) ~ the float32 weights
+
+
+def sweep_grid(max_abs: float, points_per_decade: int = SWEEP_POINTS_PER_DECADE) -> list[float]:
+    """Algorithm 2's bin sizes, small to large: log-spaced from 2e-6 max|theta| up to 2 max|theta|."""
+    require(isinstance(points_per_decade, int) and points_per_decade >= 1, "points_per_decade",
+            f"must be a positive integer, got {points_per_decade!r}")
+    top = 2 * max_abs if max_abs > 0 else 1.0
+    n = SWEEP_DECADES * points_per_decade
+    return [top * 10.0 ** ((i - n) / points_per_decade) for i in range(n + 1)]
+
+
+def quantization_complexity(problem: ComplexityProblem, eps: float, method: str = "sweep",
+                            points_per_decade: int = SWEEP_POINTS_PER_DECADE, refine: int = SWEEP_REFINE_STEPS,
+                            iterations: int = 50, tolerance: float = 1e-12) -> ComplexityResult:
+    """Algorithm 2: the smallest compressed Q(theta, Delta) with |L(Q(theta, Delta)) - L(theta)| < eps.
+
+    method "sweep" (the paper's appendix): every Delta of `sweep_grid` from small to large, after the
+    code's starting point 1e-12 (the float32 weights themselves: the paper's compress(params)); where a
+    feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge;
+    every feasible point is compressed. "sweep-edges": the same points, but only the largest Delta of each
+    run of consecutive feasible points is compressed (assumes the size falls as Delta grows within a run;
+    cheaper, as fine grids compress slowly). "bisection" (the authors' code): the largest Delta meeting
+    the bound by `iterations` halvings of (1e-12, 2 max|theta|), which assumes that feasibility is monotone
+    in Delta (it is not).
+    """
+    require(method in ALGORITHM_2_METHODS, "method",
+            f"unknown Algorithm 2 method {method!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
+    require(isinstance(refine, int) and refine >= 0, "refine", f"must be an integer >= 0, got {refine!r}")
+    check_eps(eps)
+    with problem.limited_threads():
+        if method == "bisection":
+            return _bisection(problem, eps, iterations, tolerance)
+        return _sweep(problem, eps, points_per_decade, refine, edges_only=method == "sweep-edges")
+
+
+def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int,
+           edges_only: bool) -> ComplexityResult:
+    grid = sweep_grid(problem.grainer.max_abs, points_per_decade)
+    prefetch = not edges_only
+    evaluations = problem.evaluate_many([(None, d) for d in [1e-12] + grid], eps, prefetch=prefetch)
+    feasible = [problem.feasible(e, eps) for e in evaluations[1:]]
+    for i in range(len(grid) - 1):
+        if feasible[i] and not feasible[i + 1]:  # an edge of a feasible run: find it in log Delta
+            low, high = grid[i], grid[i + 1]
+            for _ in range(refine):
+                middle = (low * high) ** 0.5
+                evaluation = problem.evaluate(None, middle, eps, prefetch=prefetch)
+                evaluations.append(evaluation)
+                low, high = (middle, high) if problem.feasible(evaluation, eps) else (low, middle)
+    ordered = sorted(evaluations, key=lambda e: e.delta)
+    feasible = [problem.feasible(e, eps) for e in ordered]
+    for i, evaluation in enumerate(ordered):
+        last_of_run = i + 1 == len(ordered) or not feasible[i + 1]
+        if feasible[i] and (last_of_run or not edges_only):
+            problem.size(evaluation)
+    best = problem.smallest_feasible(eps, keys={e.key for e in evaluations})
+    require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "
+            "(is the loss deterministic?)")
+    return problem.result(best, eps, algorithm=2, n_evaluations=len(evaluations))
+
+
+def _bisection(problem: ComplexityProblem, eps: float, iterations: int, tolerance: float) -> ComplexityResult:
+    require(isinstance(iterations, int) and iterations >= 1, "iterations",
+            f"must be a positive integer, got {iterations!r}")
+    low = 1e-12
+    high = max(2 * problem.grainer.max_abs, 2 * low)
+    best, evaluated = None, 0
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        evaluation = problem.evaluate(None, middle, eps)
+        evaluated += 1
+        if problem.feasible(evaluation, eps):
+            best, low = evaluation, middle
+        else:
+            high = middle
+        if high - low < tolerance:
+            break
+    if best is None:  # the code's starting point: Delta = 1e-12, the float32 weights themselves
+        best = problem.evaluate(None, low, eps)
+        evaluated += 1
+        require(problem.feasible(best, eps), "eps",
+                f"no quantization meets the bound {eps}, not even Delta = {low} (is the loss deterministic?)")
+    problem.size(best)  # joins the pool that a pooled Algorithm 1 chooses from
+    return problem.result(best, eps, algorithm=2, n_evaluations=evaluated)

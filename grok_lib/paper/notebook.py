@@ -1,0 +1,75 @@
+"""What the transformer notebooks (02-05) share: their set-up cell and the measurements they read.
+
+Each of those notebooks starts from the same state: the profile named by its `parameters` cell, the grid
+of runs that profile and the notebook's ops / regimes / seeds select, every run of that grid trained
+(finished runs are reused from the run store, interrupted ones resumed), and the folder its figures go to.
+`setup` builds that state and prints a one-line summary of it; the returned NotebookSetup also fetches
+the complexity tables the later notebooks plot, so the notebooks cannot drift apart in how they derive
+any of it.
+
+    grid = setup(profile, ops, regimes, seeds)
+    P, configs, runs, FIGURES = grid.profile, grid.configs, grid.runs, grid.figures
+    complexity = grid.complexity()  # measures only the checkpoints not yet in the run store
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..store import Run, RunStore
+from ..training.config import RunConfig
+from .pipeline import final_rate_distortion, track_missing, train_missing
+from .profiles import Profile, figures_dir, get_profile, run_store
+
+
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What a transformer notebook works on: the resolved profile, its grid, the trained runs (one per
+    config, same order), the run store they live in and the folder figures are saved to."""
+
+    profile: Profile
+    configs: tuple[RunConfig, ...]
+    store: RunStore
+    figures: Path
+    runs: tuple[Run, ...]
+
+    def summary(self) -> str:
+        return (f"profile {self.profile.name}: {len(self.runs)} runs in {self.store.root}; "
+                f"figures go to {self.figures}")
+
+    def complexity(self) -> pd.DataFrame:
+        """Algorithm 1 and 2 along training at the profile's tracked eps, one row per (run, checkpoint, eps),
+        joined with the training metrics (grok_lib.paper.pipeline.track_missing; notebook 3 measures, the
+        later notebooks find it cached in each run's complexity.csv)."""
+        return track_missing(list(self.runs), self.profile)
+
+    def rate_distortion(self) -> pd.DataFrame:
+        """Algorithm 1 and 2 on each run's final checkpoint at every eps of profile.final_eps, one row per
+        (run, eps) (grok_lib.paper.pipeline.final_rate_distortion; cached in rate_distortion.csv)."""
+        return final_rate_distortion(list(self.runs), self.profile)
+
+    @property
+    def specimen(self) -> Run:
+        """The run whose last checkpoint the explorers of notebooks 3 and 4 coarse-grain: the first
+        regularized ("ours") run of the grid, else the first run."""
+        return next((r for r in self.runs if r.config.regime == "ours"), self.runs[0])
+
+
+def setup(profile: str, ops=(), regimes=(), seeds=()) -> NotebookSetup:
+    """Resolve `profile` (grok_lib.paper.profiles.get_profile), build its grid ops x regimes x seeds (empty
+    arguments take the profile's own), train what the run store is missing, print the summary line and
+    return the set-up.
+
+    The paper profile trains each op's runs together as one batched ensemble (the fast path on a GPU); the
+    others train `profile.workers` runs at a time in separate processes.
+    """
+    P = get_profile(profile)
+    configs = tuple(P.configs(ops, regimes, seeds))
+    store = run_store()
+    runs = tuple(train_missing(list(configs), store, workers=P.workers, ensemble=P.name == "paper"))
+    result = NotebookSetup(profile=P, configs=configs, store=store, figures=figures_dir(), runs=runs)
+    print(result.summary())
+    return result
