@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .training.config import DEMO, REGIMES, RunConfig
 from .training.ops import OPS
+from .training.regularizers import PENALTIES
 from .errors import GrokError
 from .store import RunStore, default_root
 
@@ -25,7 +26,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay (regime preset: 0 or 1)")
     g.add_argument("--noise", type=float, help="weight-noise std delta (ours: 1e-2 add/mul, 1e-3 sub/div)")
-    g.add_argument("--beta", type=float, help="spectral-entropy penalty scale (ours: 0.1)")
+    for term in PENALTIES.values():  # one option per penalty coefficient (grok_lib.training.regularizers)
+        g.add_argument(f"--{term.field.replace('_', '-')}", type=float, help=term.help)
     g.add_argument("--batch-size", type=int, help="minibatch size (default min(512, N_train/2))")
     g.add_argument("--n-layers", type=int, help="transformer layers (paper: 1 for add/mul, 2 for sub/div)")
     g.add_argument("--d-model", type=int, default=128, help="residual width (default 128)")
@@ -43,9 +45,9 @@ def _config_from(args, **overrides) -> RunConfig:
     """The RunConfig the options describe; `overrides` (e.g. regime, seed) win over the options."""
     fields = dict(op=args.op, regime=args.regime, seed=args.seed, epochs=args.epochs, p=args.p,
                   train_frac=args.train_frac, lr=args.lr, weight_decay=args.weight_decay, noise=args.noise,
-                  beta=args.beta, batch_size=args.batch_size, n_layers=args.n_layers, d_model=args.d_model,
+                  batch_size=args.batch_size, n_layers=args.n_layers, d_model=args.d_model,
                   n_heads=args.n_heads, d_mlp=args.d_mlp, init=args.init, gelu=args.gelu, ln_eps=args.ln_eps,
-                  pos_table=args.pos_table)
+                  pos_table=args.pos_table, **{term.field: getattr(args, term.field) for term in PENALTIES.values()})
     return RunConfig(**{**fields, **overrides})
 
 

@@ -120,3 +120,35 @@ def test_stacked_adamw_with_per_run_decay_matches_torch_adamw():
             param.grad = grad[e].clone()
             reference.step()
         torch.testing.assert_close(stacked[e], param.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_penalty_added_to_the_table_is_paid_by_solo_and_ensemble_training_alike(monkeypatch):
+    """Both training paths read regularizers.PENALTIES: a new term changes both losses by the same amount."""
+    from torch.func import functional_call
+
+    import grok_lib.training.regularizers as regularizers
+    from grok_lib.training.data import make_split
+    from grok_lib.training.ensemble import ParamLayout, Regularization, ensemble_loss
+    from grok_lib.training.model import Transformer
+    from grok_lib.training.train import training_loss
+
+    def squares(params):
+        return sum(v.square().sum() for v in params.values())
+
+    def stacked_squares(params):
+        return sum(v.square().flatten(1).sum(1) for v in params.values())
+
+    config = RunConfig(regime="wd", seed=0, beta=0.5, **TINY)  # no noise: both losses are deterministic
+    model = Transformer(config.model_config())
+    params = dict(model.named_parameters())
+    split = make_split(config.op, config.p, config.train_frac, config.seed)
+    xb, yb = split.train_x[:8], split.train_y[:8]
+    cross_entropy = torch.nn.functional.cross_entropy(functional_call(model, params, (xb,)), yb)
+    spectral = regularizers.spectral_entropy_penalty(params)
+    monkeypatch.setitem(regularizers.PENALTIES, "squares", regularizers.Penalty("beta", squares, stacked_squares, ""))
+    solo = training_loss(model, params, xb, yb, config, None)
+    torch.testing.assert_close(solo, cross_entropy + 0.5 * spectral + 0.5 * squares(params))
+    layout = ParamLayout.of(model)
+    flat = layout.flatten(params.values())[None]
+    batched = ensemble_loss(model, layout, flat, xb[None], yb[None], Regularization.of([config], "cpu"), None)
+    torch.testing.assert_close(batched, solo, rtol=1e-5, atol=1e-5)

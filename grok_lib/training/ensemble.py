@@ -26,9 +26,9 @@ from .config import RunConfig
 from .data import make_split
 from ..errors import require
 from .model import Transformer
-from .spectral import stacked_spectral_entropy_penalty
+from .regularizers import PENALTIES
 from ..store import Run, RunStore
-from .train import ADAM_EPS, BETAS, restore_state, state_tensors, log_schedule, measure, pick_device
+from .train import ADAM_EPS, BETAS, adamw, restore_state, state_tensors, log_schedule, measure, pick_device
 
 # Fields that fix the shape of the batched step (data size, minibatches, epochs, weights); the others
 # (seed, regime, lr, weight_decay, noise, beta) may differ between the runs of one ensemble.
@@ -115,24 +115,28 @@ def draw_noise(layout: ParamLayout, stds: tuple[float, ...], generators, device)
 
 @dataclass(frozen=True)
 class Regularization:
-    """Per-run noise std and spectral beta as device tensors, built once rather than every step."""
+    """Per-run noise std and, per penalty of regularizers.PENALTIES, the runs that pay it and their
+    coefficients, as device tensors built once rather than every step."""
 
     stds: tuple[float, ...]
     std: torch.Tensor  # (E, 1)
-    penalized: torch.Tensor  # (E',) indices of the runs with beta > 0
-    beta: torch.Tensor  # (E',)
+    terms: tuple  # ((Penalty, indices (E',), coefficients (E',)), ...) for the penalties some run uses
 
     @classmethod
     def of(cls, configs: list[RunConfig], device) -> "Regularization":
-        penalized = [e for e, c in enumerate(configs) if c.beta]
+        terms = []
+        for term in PENALTIES.values():
+            paying = [e for e, c in enumerate(configs) if getattr(c, term.field)]
+            if paying:
+                terms.append((term, torch.tensor(paying, dtype=torch.long, device=device),
+                              torch.tensor([getattr(configs[e], term.field) for e in paying], device=device)))
         return cls(tuple(c.noise for c in configs), torch.tensor([[c.noise] for c in configs], device=device),
-                   torch.tensor(penalized, dtype=torch.long, device=device),
-                   torch.tensor([configs[e].beta for e in penalized], device=device))
+                   tuple(terms))
 
 
 def ensemble_loss(model, layout, flat, xb, yb, reg: Regularization, noise_generators) -> torch.Tensor:
     """Sum over runs of train.training_loss: cross-entropy at each run's noisy weights (Eq. 10) plus
-    its beta times the mean spectral entropy at those weights (Eq. 16). Runs share no parameters, so
+    its penalties at those weights (beta * mean spectral entropy, Eq. 16). Runs share no parameters, so
     the gradient of the sum is each run's own gradient. xb: (E, B, 4), yb: (E, B)."""
     used = flat
     if any(reg.stds):
@@ -140,17 +144,9 @@ def ensemble_loss(model, layout, flat, xb, yb, reg: Regularization, noise_genera
     params = layout.unflatten(used)  # {name: (E, *shape)}
     logits = torch.vmap(lambda p, x: functional_call(model, p, (x,)))(params, xb)  # (E, B, vocab)
     loss = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape).mean(1)  # (E,)
-    if len(reg.penalized):  # runs without the penalty don't pay for its eigendecompositions
-        matrices = {k: v[reg.penalized] for k, v in params.items() if v.ndim >= 3}  # {name: (E', m, n)}
-        penalty = stacked_spectral_entropy_penalty(matrices)  # (E',)
-        loss = loss.index_add(0, reg.penalized, reg.beta * penalty)
+    for term, paying, coefficient in reg.terms:  # runs without a penalty don't pay for computing it
+        loss = loss.index_add(0, paying, coefficient * term.stacked({k: v[paying] for k, v in params.items()}))
     return loss.sum()
-
-
-def _adamw_for(model: Transformer, config: RunConfig) -> torch.optim.AdamW:
-    """The optimizer train() builds: its state_dict is the resume format both paths share."""
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=BETAS, eps=ADAM_EPS,
-                             weight_decay=config.weight_decay)
 
 
 def _initial_state(run: Run, start: int, layout: ParamLayout, generators: dict, device):
@@ -160,7 +156,7 @@ def _initial_state(run: Run, start: int, layout: ParamLayout, generators: dict, 
     if start == 0:
         weights = layout.flatten(p.detach() for p in model.parameters())
         return weights, torch.zeros_like(weights), torch.zeros_like(weights), 0
-    optimizer = _adamw_for(model, run.config)
+    optimizer = adamw(model, run.config)
     restore_state(run, model, optimizer, generators)
     states = [optimizer.state[p] for p in model.parameters()]
     return (layout.flatten(p.detach() for p in model.parameters()),
@@ -177,13 +173,13 @@ def _load_row(model: Transformer, layout: ParamLayout, row: torch.Tensor) -> Non
 
 def _resume_tensors(model, layout, optimizer: StackedAdamW, e: int, config: RunConfig, generators):
     """Run e's resume state, written by train()'s own code from a torch AdamW holding run e's moments."""
-    adamw = _adamw_for(model, config)
+    torch_adamw = adamw(model, config)
     moments = zip(layout.unflatten(optimizer.exp_avg[e][None]).values(),
                   layout.unflatten(optimizer.exp_avg_sq[e][None]).values())
     for p, (exp_avg, exp_avg_sq) in zip(model.parameters(), moments):
-        adamw.state[p] = {"step": torch.tensor(float(optimizer.steps)), "exp_avg": exp_avg[0],
-                          "exp_avg_sq": exp_avg_sq[0]}
-    return state_tensors(model, adamw, generators)
+        torch_adamw.state[p] = {"step": torch.tensor(float(optimizer.steps)), "exp_avg": exp_avg[0],
+                                "exp_avg_sq": exp_avg_sq[0]}
+    return state_tensors(model, torch_adamw, generators)
 
 
 def _train_group(runs: list[Run], start: int, device, progress: bool, stop_after: int | None) -> None:

@@ -1,10 +1,19 @@
-"""Regularizers: spectral entropy (Eq. 15-16) and weight noise (Eq. 10). Weight decay lives in AdamW."""
+"""Regularizers: spectral entropy (Eq. 15-16) and weight noise (Eq. 10). Weight decay lives in AdamW.
+
+PENALTIES is the one table of loss terms coefficient * P(theta): single-run training (train.py) and
+batched ensembles (ensemble.py) both add every entry whose RunConfig coefficient is non-zero. Adding a
+penalty is one entry here and its coefficient field in RunConfig (grok_lib.training.config).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
+
+from .spectral import stacked_spectral_entropy_penalty
 
 
 def normalized_singular_values(matrix: torch.Tensor) -> torch.Tensor:
@@ -33,6 +42,33 @@ def spectral_entropy_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Eq. 16 without beta: the mean of H_svd over every >= 2-D parameter (as in the authors' code)."""
     matrices = list(weight_matrices(params).values())
     return torch.stack([spectral_entropy(m) for m in matrices]).mean()
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A loss term: the RunConfig field holding its coefficient, and P(theta) for one model's parameters
+    {name: tensor} and for E stacked models {name: (E, *shape)} -> (E,)."""
+
+    field: str
+    one: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+    stacked: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+    help: str
+
+
+PENALTIES: dict[str, Penalty] = {
+    "spectral_entropy": Penalty("beta", spectral_entropy_penalty, stacked_spectral_entropy_penalty,
+                                "spectral-entropy penalty scale beta (Eq. 16; ours: 0.1)"),
+}
+
+
+def penalty(params: dict[str, torch.Tensor], config) -> torch.Tensor | float:
+    """Sum of coefficient * P(params) over the PENALTIES whose coefficient in `config` is non-zero."""
+    total = 0.0
+    for term in PENALTIES.values():
+        coefficient = getattr(config, term.field)
+        if coefficient:
+            total = total + coefficient * term.one(params)
+    return total
 
 
 def add_weight_noise(params: dict[str, torch.Tensor], std: float, generator: torch.Generator | None):

@@ -15,7 +15,7 @@ from .config import RunConfig
 from .data import make_split
 from ..errors import require
 from .model import Transformer
-from .regularizers import add_weight_noise, spectral_entropy_penalty, spectral_summary
+from .regularizers import add_weight_noise, penalty, spectral_summary
 from ..store import Run, RunStore, load_state_strict
 
 BETAS = (0.9, 0.98)
@@ -71,23 +71,25 @@ def measure(model: Transformer, split) -> dict[str, float]:
 
 
 def training_loss(model, params, xb, yb, config: RunConfig, noise_generator):
-    """Cross-entropy at weights with fresh noise (Eq. 10) plus beta * mean spectral entropy (Eq. 16).
-
-    As in the authors' code, the penalty is taken at the same (noisy) weights as the forward pass.
+    """Cross-entropy at weights with fresh noise (Eq. 10) plus the penalties (beta * mean spectral entropy,
+    Eq. 16). As in the authors' code, the penalties are taken at the same (noisy) weights as the forward pass.
     """
     used = add_weight_noise(params, config.noise, noise_generator)
-    loss = F.cross_entropy(functional_call(model, used, (xb,)), yb)
-    if config.beta:
-        loss = loss + config.beta * spectral_entropy_penalty(used)
-    return loss
+    return F.cross_entropy(functional_call(model, used, (xb,)), yb) + penalty(used, config)
+
+
+def adamw(model: torch.nn.Module, config: RunConfig) -> torch.optim.AdamW:
+    """The paper's optimizer (PROTOCOL: AdamW, betas (0.9, 0.98), eps 1e-8); its state_dict is the resume
+    format of both training paths."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=BETAS, eps=ADAM_EPS,
+                             weight_decay=config.weight_decay)
 
 
 def init_training(config: RunConfig, device):
     """The seeded model, its AdamW optimizer and the run's RNGs (shuffling on CPU, noise on `device`)."""
     torch.manual_seed(config.seed)
     model = Transformer(config.model_config()).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=BETAS, eps=ADAM_EPS,
-                                  weight_decay=config.weight_decay)
+    optimizer = adamw(model, config)
     generators = {
         "shuffle": torch.Generator().manual_seed(config.seed + 1),
         "noise": torch.Generator(device=device).manual_seed(config.seed + 2),
