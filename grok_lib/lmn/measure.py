@@ -105,8 +105,8 @@ def lmn_samples(inputs: torch.Tensor, n_samples: int, seed: int = 0) -> torch.Te
 def _r_squared(y: torch.Tensor, lam: torch.Tensor, const_tol: float) -> torch.Tensor:
     """Squared Pearson correlation of each column of y (T, M) with lam (T,); constant columns give 1.
 
-    Reductions over T are written as small matrix products over the leading axis, which on CPU are
-    several times faster than strided reductions; centering before squaring keeps float32 accurate.
+    Reductions over T are written as small matrix products over the leading axis (faster on CPU than
+    strided reductions); centering before squaring keeps float32 accurate.
     """
     T = len(lam)
     centering = torch.eye(T, dtype=y.dtype, device=y.device) - 1.0 / T  # (T, T): y - mean(y)

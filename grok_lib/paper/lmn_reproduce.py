@@ -6,17 +6,16 @@ checkpoints, compute the paper's statistics, and draw the figures.
 Data flow: LMNRunConfig -> run store (OUT_DIR/runs: metrics.csv, checkpoints) -> complexity.csv per run
 -> OUT_DIR/lmn_summary.csv and figures. Every stage reuses what is already stored.
 
-Complexity (DeMoss et al., Algorithm 1 via grok_lib.complexity.search.measure_complexity) is measured on the full
-training set at distortion eps = 0.1 nats. Not the transformer paper's eps = 1: for these 24- to
-32-class MLPs the eps = 1 point lets the coarse-grained network's training accuracy fall to about 70 %
-(measured on addition mod 31), which no longer describes the trained function. Algorithm 1 costs
-30-60 s per checkpoint on one core, so it runs on a subset of the logged steps (`complexity_steps`:
-37 of the 76 per task).
+Complexity (DeMoss et al., Algorithm 1 via grok_lib.complexity.search.measure_complexity) is measured on the
+full training set at distortion eps = 0.1 nats, not the transformer paper's eps = 1: for these 24- to
+32-class MLPs eps = 1 lets the coarse-grained network's training accuracy fall so far that it no longer
+describes the trained function (benchmarks/RESULTS.md). Algorithm 1 runs on a subset of the logged steps
+(`complexity_steps`), coarse to fine.
 
-Profiles: "paper" is the paper's full scale (LMN on N = 256 samples, the authors' Algorithm 1 budget, about
-an hour on one core). "cpu" keeps the paper's training (20,000 full-batch steps, all three tasks) but
-measures LMN on N = 128 samples and Algorithm 1 with a 6-point extra-trees search on fewer checkpoints,
-two tasks at a time: a few minutes on 2 cores, for notebook 06. "ci" checks the plumbing in seconds.
+Profiles (grok_lib.paper.profiles.LMN_SETTINGS): "paper" is the paper's full scale (LMN on N = 256 samples,
+the authors' Algorithm 1 budget); "cpu" keeps the paper's training (20,000 full-batch steps, all three
+tasks) but measures LMN on N = 128 samples and Algorithm 1 with a 6-point extra-trees search on fewer
+checkpoints; "ci" checks the plumbing.
 """
 
 from __future__ import annotations
@@ -204,11 +203,9 @@ def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | P
                   with_complexity: bool = True, progress: bool = False, with_figures: bool = True) -> pd.DataFrame:
     """Train the three tasks, measure complexity, write OUT_DIR/lmn_summary.csv and the figures.
 
-    profile: "ci" (about 20 CPU-seconds, plumbing only), "cpu" (the paper's training, cheaper measurements,
-    two tasks at a time: minutes on 2 cores) or "paper" (the paper's full scale: measured on one shared core,
-    7-18 min of training and 10-33 min of Algorithm 1 per task). Figures go to `figures_dir`
-    (default OUT_DIR/figures); with_figures=False skips them (notebook 06 draws them one section at a time with `lmn_figures.draw_and_save`). Returns the
-    summary table.
+    profile: "ci" (plumbing only), "cpu" (the paper's training, cheaper measurements) or "paper" (the paper's
+    full scale). Figures go to `figures_dir` (default OUT_DIR/figures); with_figures=False skips them
+    (notebook 06 draws them one section at a time with `lmn_figures.draw_and_save`). Returns the summary.
     """
     p = settings(profile)
     out_dir = Path(out_dir)

@@ -1,6 +1,6 @@
 """Run the notebooks in order with papermill; every paper figure lands in figures/ (PNG and PDF).
 
-    python -m grok_lib.paper.reproduce --profile auto      # paper on a CUDA machine, else cpu (<= 20 min, 2 cores)
+    python -m grok_lib.paper.reproduce --profile auto      # paper on a CUDA machine, else cpu
     python -m grok_lib.paper.reproduce --profile ci        # seconds: checks that every cell runs
     python -m grok_lib.paper.reproduce --refresh-checks    # rewrite the reference outputs nbval compares
 

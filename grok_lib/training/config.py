@@ -16,8 +16,8 @@ REGIMES = ("none", "wd", "ours")
 POS_TABLES = ("context", "vocab")
 
 
-# The CPU demo: a small transformer that groks on 2 CPU cores in about a minute (README, "CPU demo"); the
-# cpu profile takes its modulus, train fraction, width and epochs (benchmarks/init_grokking.py measured them).
+# The CPU demo: a small transformer that memorizes well before it generalizes (README, "CPU demo"); the cpu
+# profile takes its modulus, train fraction, width and epochs (chosen with benchmarks/init_grokking.py).
 DEMO = dict(op="add", regime="wd", p=59, train_frac=0.3, d_model=128, d_mlp=512, n_layers=1, epochs=1200)
 
 
