@@ -13,6 +13,8 @@ This module is the single place that decides where work runs.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -77,7 +79,7 @@ class Runner:
                     finish(job, job.fn(*job.args))
                 return results
             with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=get_context("spawn"),
-                                     initializer=single_thread) as pool:
+                                     initializer=worker_start, initargs=(os.getpid(),)) as pool:
                 running: dict[Any, Job] = {}
                 while waiting or running:
                     for job in ready()[: max(0, self.workers - len(running))]:
@@ -99,9 +101,17 @@ class Runner:
             bar.close()
 
 
-def single_thread() -> None:
-    """Worker initializer: one torch (and BLAS) thread per worker process."""
+def worker_start(parent: int) -> None:
+    """Worker initializer: one torch (and BLAS) thread, and an exit as soon as the parent is gone (a killed
+    parent must not leave its workers running)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="exit-with-parent").start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)

@@ -67,3 +67,53 @@ def test_bad_job_lists_are_refused_with_one_message():
                                        Job("b", str.upper, ("y",), after=("a",))])
     with pytest.raises(GrokError, match="workers"):
         Runner(0)
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    """SIGKILL the process that owns a 2-worker runner: its workers must not keep running."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, time
+        from grok_lib.jobs import Job, Runner
+        def pid_then_sleep(path):
+            with open(path, "a") as f:
+                f.write(f"{{os.getpid()}}\\n")
+            time.sleep(120)
+        if __name__ == "__main__":
+            Runner(2, progress=False).run([Job(f"s{{i}}", pid_then_sleep, ({str(tmp_path / 'pids')!r},))
+                                           for i in range(2)])
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    pids_file = tmp_path / "pids"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not pids_file.exists() or len(pids_file.read_text().split()) < 2):
+        time.sleep(0.2)
+    workers = [int(p) for p in pids_file.read_text().split()]
+    assert len(workers) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in workers if _alive(p)]
+    assert not alive, f"workers {alive} outlived their killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

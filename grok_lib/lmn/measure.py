@@ -181,8 +181,8 @@ class LMNResult:
 def measure_lmn(split: NetworkSplit, config: LMNConfig = LMNConfig()) -> LMNResult:
     """LMN of any network given as a NetworkSplit (activations at the cut and the head after it)."""
     L = linear_connectivity(split, config)
-    s = mapping_entropy(L)
-    return LMNResult(lmn=2.0**s, entropy_bits=s, n_samples=L.shape[0])
+    lmn = linear_mapping_number(L)
+    return LMNResult(lmn=lmn, entropy_bits=math.log2(lmn), n_samples=L.shape[0])
 
 
 def mlp_lmn(model: MLP, inputs: torch.Tensor, config: LMNConfig = LMNConfig()) -> LMNResult:
