@@ -30,7 +30,8 @@ from grok_lib.complexity.authors import authors_algorithm_1, authors_algorithm_2
 from grok_lib.complexity.coders import naive_size  # noqa: E402
 from grok_lib.complexity.problem import ComplexityProblem  # noqa: E402
 from grok_lib.training.data import make_split  # noqa: E402
-from grok_lib.complexity.search import BayesConfig, bayesian_complexity, quantization_complexity  # noqa: E402
+from grok_lib.complexity.quantization import quantization_complexity  # noqa: E402
+from grok_lib.complexity.search import BayesConfig, bayesian_complexity  # noqa: E402
 from grok_lib.store import RunStore  # noqa: E402
 from grok_lib.training.train import grokking_epochs  # noqa: E402
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.training.data import make_split
-from grok_lib.complexity.search import SWEEP_POINTS_PER_DECADE, SWEEP_REFINE_STEPS, quantization_complexity
+from grok_lib.complexity.quantization import SWEEP_POINTS_PER_DECADE, SWEEP_REFINE_STEPS, quantization_complexity
 from grok_lib.store import RunStore
 from grok_lib.training.train import grokking_epochs
 

@@ -55,7 +55,8 @@ from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.training.config import RunConfig
 from grok_lib.training.data import make_split
 from grok_lib.training.model import Transformer
-from grok_lib.complexity.search import BayesConfig, bayesian_complexity, quantization_complexity
+from grok_lib.complexity.quantization import quantization_complexity
+from grok_lib.complexity.search import BayesConfig, bayesian_complexity
 from grok_lib.store import Run, RunStore
 from grok_lib.complexity.tracking import TrackingSettings, track_complexity
 from grok_lib.training.train import train
@@ -206,7 +207,7 @@ def throughput(args, run: Run, k: int) -> None:
             per_checkpoint[workers] = (time.perf_counter() - start) / len(epochs)
         print(f"tracking {len(epochs)} checkpoints (epochs {epochs[0]}-{epochs[-1]}), eps {args.eps}, "
               f"workers {workers}: {per_checkpoint[workers]:.2f} s per checkpoint; Algorithm 1 kB "
-              f"{[round(b / 1e3, 1) for b in table.complexity_bytes]}", flush=True)
+              f"{[round(b / 1e3, 1) for b in table.alg1_paper_bytes]}", flush=True)
     print(f"throughput workers {args.workers} / workers 1: {per_checkpoint[1] / per_checkpoint[args.workers]:.2f}x",
           flush=True)
 

@@ -114,6 +114,8 @@ def _grid(args, store: RunStore) -> None:
 
 
 def _add_complexity_parser(sub) -> None:
+    from .complexity.coders import CODERS
+
     p = sub.add_parser(
         "complexity", help="coarse-grained complexity (Algorithms 1 and 2) of every checkpoint of a run",
         description="Measure every stored checkpoint of a run at each eps: Algorithm 1 (Bayesian optimization "
@@ -136,8 +138,8 @@ def _add_complexity_parser(sub) -> None:
     g.add_argument("--search-seed", type=int, default=0, help="seeds Algorithm 1 (default 0)")
     g.add_argument("--one-sided", action="store_true",
                    help="accept L(coarse) <= L + eps (the code) instead of |.| < eps")
-    g.add_argument("--objective", default="paper", help="coder Algorithm 1 minimizes: paper (bz2 of pickled float32, "
-                   "default) or symbols (integer bin indices)")
+    g.add_argument("--objective", default="paper", choices=list(CODERS), help="coder Algorithm 1 minimizes: "
+                   + "; ".join(f"{name}: {coder.description}" for name, coder in CODERS.items()) + " (default paper)")
     g.add_argument("--algorithm-2", default="sweep", help="Algorithm 2's search: sweep (the paper's, default), "
                    "sweep-edges (compress only the top of each feasible run) or bisection (the authors' code)")
     g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -149,7 +151,9 @@ def _add_complexity_parser(sub) -> None:
 def _complexity(args, store: RunStore) -> None:
     from .complexity.search import PAPER_EPS, BayesConfig
     from .store import read_config
-    from .complexity.tracking import TrackingSettings, track_complexity
+    from .complexity.coders import CODERS
+    from .complexity.tracking import ALGORITHM_1, ALGORITHM_2, POOLED, TrackingSettings, bound_column, size_column, \
+        track_complexity
 
     settings = TrackingSettings(
         eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
@@ -170,11 +174,12 @@ def _complexity(args, store: RunStore) -> None:
                              workers=args.workers)
     last = table[table.epoch == table.epoch.max()]
     print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
-    for row in last.itertuples():
-        print(f"  eps {row.eps:<7g} Algorithm 1 {row.complexity_bytes / 1e3:8.1f} kB "
-              f"(symbols {row.symbols_bytes / 1e3:.1f} kB; pooled {row.pooled_bytes / 1e3:.1f} kB)  "
-              f"Algorithm 2 {row.alg2_bytes / 1e3:8.1f} kB  naive {row.naive_bytes / 1e3:.1f} kB  "
-              f"Eq. 4 bound {row.bound:.2f}")
+    for row in last.to_dict("records"):
+        kb = {prefix: ", ".join(f"{coder} {row[size_column(prefix, coder)] / 1e3:.1f}" for coder in CODERS)
+              for prefix in (ALGORITHM_1, POOLED, ALGORITHM_2)}
+        print(f"  eps {row['eps']:<7g} Algorithm 1 {kb[ALGORITHM_1]} kB (pooled {kb[POOLED]} kB)  "
+              f"Algorithm 2 {kb[ALGORITHM_2]} kB  naive {row['naive_bytes'] / 1e3:.1f} kB  "
+              f"Eq. 4 bound {row[bound_column(ALGORITHM_1, 'paper')]:.2f}")
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,8 @@ import torch
 from grok_lib.training import train as train_module
 from grok_lib.complexity.authors import (
     AuthorsProblem, Spectrum, authors_algorithm_1, authors_algorithm_2, authors_loss, authors_naive_size, authors_tree,
-    coarse_grain, container_size, jax_pickle, last_minibatch, quantize, torch_weights)
+    coarse_grain, last_minibatch, quantize, torch_weights)
+from grok_lib.complexity.jax_container import container_size, jax_pickle
 from grok_lib.training.data import make_split
 from grok_lib.errors import GrokError
 from grok_lib.training.model import Transformer, TransformerConfig

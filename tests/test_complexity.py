@@ -15,8 +15,8 @@ from conftest import cuda
 from grok_lib.complexity.coders import naive_size
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.errors import GrokError
-from grok_lib.complexity.search import (BayesConfig, bayesian_complexity, complexity_curve, measure_complexity,
-                             quantization_complexity, sweep_grid)
+from grok_lib.complexity.quantization import quantization_complexity, sweep_grid
+from grok_lib.complexity.search import BayesConfig, bayesian_complexity, complexity_curve, measure_complexity
 
 SMALL = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)  # tests only; default 2 + 10 + 50, GP
 

@@ -40,3 +40,34 @@ def test_notebook_runs_live_under_the_run_store_one_folder_per_profile(monkeypat
     assert notebook_out_dir("cpu") != notebook_out_dir("paper")
     with pytest.raises(GrokError, match="profile"):
         notebook_out_dir("laptop")
+
+
+def test_an_lmn_table_with_the_old_column_names_reads_back_with_the_tracking_names(tmp_path):
+    from grok_lib.paper.lmn_reproduce import complexity_path, load_complexity
+    from grok_lib.store import Run
+
+    run = Run(tmp_path, LMNRunConfig(task="xor"))
+    complexity_path(run).write_text("step,eps,paper_bytes,symbols_bytes,tau,delta,cg_train_loss,cg_train_acc,"
+                                    "cg_test_acc,n_evaluations,seconds\n10,0.1,900,800,0.5,0.01,0.2,0.9,0.8,12,3.0\n")
+    table = load_complexity(run)
+    assert list(table.columns) == ["step", "eps", "pooled_paper_bytes", "pooled_symbols_bytes", "pooled_tau",
+                                   "pooled_delta", "pooled_train_loss", "pooled_train_acc", "pooled_test_acc",
+                                   "pooled_n_evaluations", "seconds"]
+    assert table.pooled_paper_bytes.tolist() == [900]
+
+
+def test_an_lmn_checkpoint_row_carries_the_tracking_tables_pooled_columns(tmp_path):
+    from grok_lib.complexity.coders import CODERS
+    from grok_lib.complexity.search import BayesConfig
+    from grok_lib.lmn.tasks import train_lmn_run
+    from grok_lib.paper.lmn_figures import COMPLEXITY
+    from grok_lib.paper.lmn_reproduce import add_complexity, summarize
+
+    run = train_lmn_run(LMNRunConfig(task="xor", steps=100, lmn_samples=16, log_every=50), tmp_path)
+    table = add_complexity(run, [100], 0.1, BayesConfig(n_random=1, n_guided=1, estimator="ET", n_trees=4))
+    for coder in CODERS:
+        assert {f"pooled_{coder}_bytes", f"pooled_bound_{coder}", f"pooled_description_length_{coder}_bits"} \
+            <= set(table.columns)
+    assert COMPLEXITY == "pooled_paper_bytes" and table[COMPLEXITY].iloc[0] > 0
+    assert {"pooled_train_loss", "pooled_test_acc", "pooled_n_evaluations"} <= set(table.columns)
+    assert COMPLEXITY in set(summarize([run]).column)

@@ -21,3 +21,21 @@ def test_compute_trains_tracks_and_measures_the_ci_grid_in_one_pass(tmp_path):
         table = (run.path / "complexity.csv").read_text().splitlines()
         assert len(table) - 1 == len([e for e in run.checkpoints() if e >= p.min_epoch]) * len(p.track_eps)
         assert (run.path / "rate_distortion.csv").is_file()
+
+
+def test_a_rate_distortion_table_with_the_old_column_names_is_reused_and_read_with_the_new_ones(tmp_path):
+    import pandas as pd
+
+    from grok_lib.complexity.tracking import LEGACY_COLUMNS
+    from grok_lib.paper.pipeline import RATE_DISTORTION_FILE, _final_stamp, final_rate_distortion
+
+    p = get_profile("ci")
+    run = RunStore(tmp_path).run(p.configs()[0])
+    old = pd.DataFrame(dict(epoch=[40], eps=[1.0], complexity_bytes=[900], pooled_bytes=[800], alg2_bytes=[850],
+                            bound=[3.5], coarse_train_loss=[0.1], naive_bytes=[9000], settings=[_final_stamp(p)]))
+    (run.path / RATE_DISTORTION_FILE).write_text(old.to_csv(index=False))
+    assert final_jobs([run], p) == []  # same settings: reused, not remeasured
+    final = final_rate_distortion([run], p)
+    assert not set(LEGACY_COLUMNS) & set(final.columns)
+    assert final[["alg1_paper_bytes", "pooled_paper_bytes", "alg2_paper_bytes", "alg1_bound_paper",
+                  "alg1_train_loss"]].iloc[0].tolist() == [900, 800, 850, 3.5, 0.1]

@@ -9,7 +9,9 @@ from grok_lib.complexity import tracking
 from grok_lib.cli import main
 from grok_lib.errors import GrokError
 from grok_lib.complexity.search import BayesConfig
-from grok_lib.complexity.tracking import COMPLEXITY_FILE, SETTINGS_FILE, TrackingSettings, load_complexity, track_complexity
+from grok_lib.complexity.coders import CODERS
+from grok_lib.complexity.tracking import (COMPLEXITY_FILE, LEGACY_COLUMNS, SETTINGS_FILE, TrackingSettings,
+                                          load_complexity, read_table, track_complexity)
 from grok_lib.store import Run, RunStore
 from grok_lib.training.train import train
 
@@ -37,12 +39,71 @@ def test_every_checkpoint_gets_one_row_per_eps_and_complexity_falls_as_eps_grows
     epochs = run.checkpoints()
     assert list(zip(table.epoch, table.eps)) == [(e, eps) for e in epochs for eps in (0.25, 1.0)]
     for _, rows in table.groupby("epoch"):
-        assert rows.pooled_bytes.is_monotonic_decreasing
-        assert (rows.pooled_bytes <= rows[["complexity_bytes", "alg2_bytes"]].min(axis=1)).all()
-    assert (table.symbols_bytes <= table.complexity_bytes).all()
-    assert (table.complexity_bits == 8 * table.complexity_bytes).all()
-    assert (table.complexity_bytes < table.naive_bytes).all()
-    assert (table.bound > 0).all() and (table.description_length_bits > table.complexity_bits).all()
+        assert rows.pooled_paper_bytes.is_monotonic_decreasing
+        assert (rows.pooled_paper_bytes <= rows[["alg1_paper_bytes", "alg2_paper_bytes"]].min(axis=1)).all()
+    assert (table.alg1_symbols_bytes <= table.alg1_paper_bytes).all()
+    assert (table.alg1_paper_bits == 8 * table.alg1_paper_bytes).all()
+    assert (table.alg1_paper_bytes < table.naive_bytes).all()
+    assert (table.alg1_bound_paper > 0).all()
+    assert (table.alg1_description_length_paper_bits > table.alg1_paper_bits).all()
+
+
+ANSWER_QUANTITIES = ["tau", "delta", "ranks", "train_loss", "train_acc", "test_loss", "test_acc", "n_evaluations"]
+
+
+def test_the_three_answers_have_the_same_columns_one_set_per_coder(run):
+    table = track_complexity(run, FAST, progress=False, epochs=run.checkpoints()[-1:])
+    per_coder = ["{}_bytes", "{}_bits", "{}_codec", "bound_{}", "description_length_{}_bits"]
+    answer = [q.format(coder) for coder in CODERS for q in per_coder] + ANSWER_QUANTITIES
+    shared = ["epoch", "eps", "naive_bytes", "naive_bits", "reference_train_loss", "n_train", "seconds"]
+    assert sorted(table.columns) == sorted(shared + [p + q for p in ("alg1_", "pooled_", "alg2_") for q in answer])
+    assert not table.drop(columns=["alg1_tau", "pooled_tau", "alg2_tau"]).isna().any().any()
+
+
+def test_a_new_coder_adds_its_columns_without_touching_tracking(run, monkeypatch):
+    monkeypatch.setitem(CODERS, "twice", CODERS["paper"])  # the registry every module reads
+    table = track_complexity(run, FAST, progress=False, epochs=run.checkpoints()[-1:])
+    for prefix in ("alg1_", "pooled_", "alg2_"):
+        assert (table[f"{prefix}twice_bytes"] == table[f"{prefix}paper_bytes"]).all()
+        assert (table[f"{prefix}bound_twice"] == table[f"{prefix}bound_paper"]).all()
+
+
+# the header of a complexity.csv row written before the alg1_ / pooled_ / alg2_ prefixes
+OLD_HEADER = ("epoch,eps,complexity_bytes,complexity_bits,symbols_bytes,symbols_bits,symbols_codec,tau,delta,ranks,"
+              "coarse_train_loss,coarse_train_acc,coarse_test_loss,coarse_test_acc,n_evaluations,bound,bound_symbols,"
+              "description_length_bits,description_length_symbols_bits,pooled_bytes,pooled_bits,pooled_symbols_bytes,"
+              "pooled_tau,pooled_delta,pooled_bound,pooled_description_length_bits,alg2_bytes,alg2_bits,"
+              "alg2_symbols_bytes,alg2_symbols_bits,alg2_delta,alg2_train_loss,alg2_train_acc,alg2_n_evaluations,"
+              "alg2_bound,naive_bytes,naive_bits,reference_train_loss,n_train,seconds").split(",")
+
+
+def _as_old_table(new: pd.DataFrame) -> pd.DataFrame:
+    """`new` written the old way: old names, only the old header's columns."""
+    new_name = {old: LEGACY_COLUMNS.get(old, old) for old in OLD_HEADER}
+    return new[[new_name[old] for old in OLD_HEADER]].set_axis(OLD_HEADER, axis=1)
+
+
+def test_a_table_with_the_old_column_names_reads_back_with_the_new_ones(run, tmp_path):
+    new = track_complexity(run, FAST, progress=False, epochs=run.checkpoints()[:1])
+    (tmp_path / "old.csv").write_text(_as_old_table(new).to_csv(index=False))
+    again = read_table(tmp_path / "old.csv")
+    assert list(again.columns) == [LEGACY_COLUMNS.get(old, old) for old in OLD_HEADER]
+    pd.testing.assert_frame_equal(again, new[again.columns])
+    assert not set(LEGACY_COLUMNS) & set(LEGACY_COLUMNS.values())  # no new name is an old one
+
+
+def test_tracking_resumes_on_an_old_table_and_keeps_its_rows(run):
+    first = run.checkpoints()[:2]
+    new = track_complexity(run, FAST, progress=False, epochs=first)
+    (run.path / COMPLEXITY_FILE).write_text(_as_old_table(new).to_csv(index=False))
+    table = track_complexity(run, FAST, progress=False)
+    assert sorted(set(table.epoch)) == run.checkpoints() and not set(LEGACY_COLUMNS) & set(table.columns)
+    old_rows = table[table.epoch.isin(first)].reset_index(drop=True)
+    kept = [LEGACY_COLUMNS.get(old, old) for old in OLD_HEADER]
+    pd.testing.assert_frame_equal(old_rows[kept], new[kept])
+    assert table.loc[~table.epoch.isin(first), "alg1_paper_codec"].notna().all()
+    assert list(pd.read_csv(run.path / COMPLEXITY_FILE).columns) == list(table.columns)
+    assert load_complexity(run).alg1_paper_bytes.notna().all()
 
 
 def test_a_second_call_measures_nothing(run, monkeypatch):
@@ -111,7 +172,7 @@ def test_missing_checkpoints_and_bad_settings_are_rejected(run):
 def test_the_loader_joins_complexity_with_the_training_metrics(run):
     track_complexity(run, FAST, progress=False)
     joined = load_complexity(run)
-    for column in ("complexity_bytes", "naive_bytes", "train_acc", "test_acc", "l2_norm", "effective_rank", "regime"):
+    for column in ("alg1_paper_bytes", "naive_bytes", "train_acc", "test_acc", "l2_norm", "effective_rank", "regime"):
         assert column in joined
     assert len(joined) == 2 * len(run.checkpoints()) and joined.train_acc.notna().all()
 
@@ -127,5 +188,12 @@ def test_the_complexity_command_measures_a_run_and_rejects_bad_input_in_one_line
     assert capsys.readouterr().err.startswith("error: algorithm_2: unknown method 'golden'; allowed: sweep")
     assert main([*store, "complexity", str(run.path), "--eps", "1", *fast, "--quiet"]) == 0
     assert "Algorithm 1" in capsys.readouterr().out and (run.path / COMPLEXITY_FILE).exists()
+    with pytest.raises(SystemExit):
+        main([*store, "complexity", "--objective", "bogus"])
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["complexity", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(" ".join(coder.description.split()) in out for coder in CODERS.values())
     assert main([*store, "complexity", "--op", "add", "--p", "7"]) == 2
     assert capsys.readouterr().err.startswith("error: run:")

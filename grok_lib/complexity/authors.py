@@ -29,7 +29,7 @@ from skopt import Optimizer
 from skopt.space import Real
 from torch.func import functional_call
 
-from .jax_container import container_size, jax_pickle  # noqa: F401 (jax_pickle re-exported)
+from .jax_container import container_size
 from ..errors import require
 from ..training.model import Transformer
 

@@ -23,8 +23,7 @@ from skopt.utils import cook_estimator
 from skopt.space import Real
 
 from .problem import ComplexityProblem, ComplexityResult, check_eps
-from .quantization import (ALGORITHM_2_METHODS, SWEEP_DECADES, SWEEP_POINTS_PER_DECADE,  # noqa: F401 (re-exported)
-                           SWEEP_REFINE_STEPS, quantization_complexity, sweep_grid)
+from .quantization import quantization_complexity
 from .surrogate import ArraySpace, FastGP
 from ..errors import require
 

@@ -5,16 +5,21 @@ Files written next to metrics.csv::
     complexity.json   the TrackingSettings used (a later call with other settings is refused)
     complexity.csv    one row per (epoch, eps), columns:
         epoch, eps
-        Algorithm 1 (the paper's: the smallest of its own points): complexity_bytes / complexity_bits (paper coder),
-          symbols_bytes / symbols_bits / symbols_codec, tau (NaN = no low-rank step), delta, ranks (JSON
-          name -> factor rank or null), coarse_train_loss, coarse_train_acc, coarse_test_loss,
-          coarse_test_acc, n_evaluations, bound / bound_symbols (Eq. 4, delta = 0.05, train 0-1 error of
-          the coarse-grained net), description_length_bits / description_length_symbols_bits (Fig. 11)
-        Algorithm 1 pooled (the smallest of every point measured on the checkpoint): pooled_bytes,
-          pooled_bits, pooled_symbols_bytes, pooled_tau, pooled_delta, pooled_bound, pooled_description_length_bits
-        Algorithm 2 (the sweep, or the code's bisection): alg2_bytes, alg2_bits, alg2_symbols_bytes, alg2_symbols_bits, alg2_delta,
-          alg2_train_loss, alg2_train_acc, alg2_n_evaluations, alg2_bound
+        three answers, each under its prefix, with the same columns (`answer_columns`):
+          alg1_    Algorithm 1, the paper's: the smallest of its own search points
+          pooled_  Algorithm 1 pooled: the smallest of every point measured on the checkpoint (Algorithm 2's too)
+          alg2_    Algorithm 2: the Delta sweep (or the authors' bisection)
+        per answer, for every coder of grok_lib.complexity.coders.CODERS (paper, symbols, ...):
+          {prefix}{coder}_bytes, {prefix}{coder}_bits, {prefix}{coder}_codec (the compressor it used),
+          {prefix}bound_{coder} (Eq. 4, delta = bound_delta, train 0-1 error of the coarse-grained net),
+          {prefix}description_length_{coder}_bits (Fig. 11: model bits + data bits)
+        and once per answer: {prefix}tau (NaN = no low-rank step), {prefix}delta, {prefix}ranks (JSON name ->
+          factor rank or null), {prefix}train_loss, {prefix}train_acc, {prefix}test_loss, {prefix}test_acc
+          (of the coarse-grained net), {prefix}n_evaluations
         per checkpoint: naive_bytes, naive_bits (Fig. 9), reference_train_loss, n_train, seconds
+
+grok_lib.paper.pipeline writes the same rows for a run's final checkpoint to rate_distortion.csv. Tables
+written before these names are read with LEGACY_COLUMNS applied (`read_table`), so old and new rows mix.
 
 The table is rewritten atomically after each checkpoint, so an interrupted pass resumes at the first
 checkpoint it had not finished and a second call on a finished run costs nothing. All eps of one
@@ -40,7 +45,8 @@ from .coders import naive_size
 from .problem import OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from ..training.data import make_split
 from ..errors import GrokError, require
-from .search import ALGORITHM_2_METHODS, PAPER_EPS, BayesConfig, complexity_curve
+from .quantization import ALGORITHM_2_METHODS
+from .search import PAPER_EPS, BayesConfig, complexity_curve
 from ..jobs import Job, Runner
 from ..store import Run, write_text_atomic
 
@@ -76,40 +82,66 @@ class TrackingSettings:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
 
 
-def _algorithm_1_columns(result: ComplexityResult, delta: float) -> dict:
-    bits, n = result.paper_bits, result.n_train
+ALGORITHM_1, POOLED, ALGORITHM_2 = "alg1_", "pooled_", "alg2_"  # the answers' column prefixes
+
+# every column name complexity.csv / rate_distortion.csv used before the prefixes, and its name now
+LEGACY_COLUMNS = {
+    "complexity_bytes": "alg1_paper_bytes", "complexity_bits": "alg1_paper_bits",
+    "symbols_bytes": "alg1_symbols_bytes", "symbols_bits": "alg1_symbols_bits", "symbols_codec": "alg1_symbols_codec",
+    "tau": "alg1_tau", "delta": "alg1_delta", "ranks": "alg1_ranks",
+    "coarse_train_loss": "alg1_train_loss", "coarse_train_acc": "alg1_train_acc",
+    "coarse_test_loss": "alg1_test_loss", "coarse_test_acc": "alg1_test_acc", "n_evaluations": "alg1_n_evaluations",
+    "bound": "alg1_bound_paper", "bound_symbols": "alg1_bound_symbols",
+    "description_length_bits": "alg1_description_length_paper_bits",
+    "description_length_symbols_bits": "alg1_description_length_symbols_bits",
+    "pooled_bytes": "pooled_paper_bytes", "pooled_bits": "pooled_paper_bits", "pooled_bound": "pooled_bound_paper",
+    "pooled_description_length_bits": "pooled_description_length_paper_bits",
+    "alg2_bytes": "alg2_paper_bytes", "alg2_bits": "alg2_paper_bits", "alg2_bound": "alg2_bound_paper",
+}
+
+
+def size_column(prefix: str, coder: str, unit: str = "bytes") -> str:
+    """The column of an answer's size under a coder: {prefix}{coder}_bytes (unit "bits": _bits)."""
+    return f"{prefix}{coder}_{unit}"
+
+
+def bound_column(prefix: str, coder: str) -> str:
+    """The column of an answer's Eq. 4 bound with K from a coder."""
+    return f"{prefix}bound_{coder}"
+
+
+def length_column(prefix: str, coder: str) -> str:
+    """The column of an answer's total description length (bits) with model bits from a coder."""
+    return f"{prefix}description_length_{coder}_bits"
+
+
+def answer_columns(prefix: str, result: ComplexityResult, bound_delta: float = 0.05) -> dict:
+    """One answer's columns, every name starting with `prefix`: per coder of result.sizes (= CODERS) its
+    bytes, bits, codec, Eq. 4 bound and description length; then tau, delta, ranks, losses, accuracies and
+    n_evaluations (ComplexityResult.as_row)."""
+    row = {k: v for k, v in result.as_row().items() if k not in ("algorithm", "eps")}
     error = 1.0 - result.train_acc if math.isfinite(result.train_acc) else math.nan
-    bound = generalization_bound(error, bits, n, delta) if math.isfinite(error) else math.nan
-    bound_symbols = generalization_bound(error, result.symbols_bits, n, delta) if math.isfinite(error) else math.nan
-    return dict(
-        complexity_bytes=result.paper_bytes, complexity_bits=bits, symbols_bytes=result.symbols_bytes,
-        symbols_bits=result.symbols_bits, symbols_codec=result.symbols_codec,
-        tau=math.nan if result.tau is None else result.tau, delta=result.delta, ranks=json.dumps(result.ranks),
-        coarse_train_loss=result.train_loss, coarse_train_acc=result.train_acc,
-        coarse_test_loss=result.test_loss, coarse_test_acc=result.test_acc, n_evaluations=result.n_evaluations,
-        bound=bound, bound_symbols=bound_symbols,
-        description_length_bits=total_description_length(bits, result.train_loss, n),
-        description_length_symbols_bits=total_description_length(result.symbols_bits, result.train_loss, n))
+    for coder, size in result.sizes.items():
+        row[bound_column("", coder)] = generalization_bound(error, size.n_bits, result.n_train, bound_delta) \
+            if math.isfinite(error) else math.nan
+        row[length_column("", coder)] = total_description_length(size.n_bits, result.train_loss, result.n_train)
+    return {prefix + name: value for name, value in row.items()}
 
 
-def _pooled_columns(result: ComplexityResult, delta: float) -> dict:
-    error = 1.0 - result.train_acc if math.isfinite(result.train_acc) else math.nan
-    return dict(pooled_bytes=result.paper_bytes, pooled_bits=result.paper_bits,
-                pooled_symbols_bytes=result.symbols_bytes, pooled_tau=math.nan if result.tau is None else result.tau,
-                pooled_delta=result.delta,
-                pooled_bound=generalization_bound(error, result.paper_bits, result.n_train, delta)
-                if math.isfinite(error) else math.nan,
-                pooled_description_length_bits=total_description_length(result.paper_bits, result.train_loss,
-                                                                         result.n_train))
+def upgrade_columns(frame: pd.DataFrame, legacy: dict = LEGACY_COLUMNS) -> pd.DataFrame:
+    """`frame` with every old column name of `legacy` replaced by its new one (values merged where a frame
+    holds both)."""
+    old = [c for c in frame.columns if c in legacy]
+    both = [c for c in old if legacy[c] in frame.columns]
+    out = frame.rename(columns={c: legacy[c] for c in old if c not in both})
+    for column in both:
+        out[legacy[column]] = out[legacy[column]].combine_first(out[column])
+    return out.drop(columns=both)
 
 
-def _algorithm_2_columns(result: ComplexityResult, delta: float) -> dict:
-    error = 1.0 - result.train_acc
-    return dict(alg2_bytes=result.paper_bytes, alg2_bits=result.paper_bits, alg2_symbols_bytes=result.symbols_bytes,
-                alg2_symbols_bits=result.symbols_bits, alg2_delta=result.delta, alg2_train_loss=result.train_loss,
-                alg2_train_acc=result.train_acc, alg2_n_evaluations=result.n_evaluations,
-                alg2_bound=generalization_bound(error, result.paper_bits, result.n_train, delta)
-                if math.isfinite(error) else math.nan)
+def read_table(path: Path) -> pd.DataFrame:
+    """A stored complexity.csv or rate_distortion.csv, in today's column names (LEGACY_COLUMNS applied)."""
+    return upgrade_columns(pd.read_csv(path))
 
 
 def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, device: str = "cpu") -> list[dict]:
@@ -122,11 +154,11 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     rows = []
     for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
                                   algorithm_2_method=settings.algorithm_2):
-        rows.append(dict(epoch=epoch, eps=point.algorithm_1.eps,
-                         **_algorithm_1_columns(point.algorithm_1, settings.bound_delta),
-                         **_pooled_columns(point.algorithm_1_pooled, settings.bound_delta),
-                         **_algorithm_2_columns(point.algorithm_2, settings.bound_delta),
-                         naive_bytes=naive, naive_bits=8 * naive, reference_train_loss=problem.reference_loss,
+        row = dict(epoch=epoch, eps=point.algorithm_1.eps)
+        for prefix, result in ((ALGORITHM_1, point.algorithm_1), (POOLED, point.algorithm_1_pooled),
+                               (ALGORITHM_2, point.algorithm_2)):
+            row.update(answer_columns(prefix, result, settings.bound_delta))
+        rows.append(dict(row, naive_bytes=naive, naive_bits=8 * naive, reference_train_loss=problem.reference_loss,
                          n_train=point.algorithm_1.n_train))
     for row in rows:
         row["seconds"] = (time.perf_counter() - start) / len(rows)
@@ -152,7 +184,7 @@ def read_complexity(run: Run) -> pd.DataFrame:
     path = run.path / COMPLEXITY_FILE
     if not path.exists():
         return pd.DataFrame({"epoch": pd.Series(dtype=int), "eps": pd.Series(dtype=float)})
-    return pd.read_csv(path)
+    return read_table(path)
 
 
 def _measure_job(run_dir: str, config, epoch: int, settings: TrackingSettings, device: str) -> list[dict]:
@@ -192,7 +224,8 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
         frame = pd.DataFrame(rows).sort_values(["epoch", "eps"], ignore_index=True)
         write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
         last = frame[frame.epoch == epoch]
-        bar.set_postfix(epoch=epoch, kB_at_eps1=f"{_at(last, 1.0, 'complexity_bytes') / 1e3:.1f}", refresh=False)
+        kb = _at(last, 1.0, size_column(ALGORITHM_1, "paper")) / 1e3
+        bar.set_postfix(epoch=epoch, kB_at_eps1=f"{kb:.1f}", refresh=False)
         bar.update()
         return frame
 

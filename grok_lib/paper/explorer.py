@@ -1,5 +1,5 @@
 """The slider explorer: Q(R(theta, tau), Delta) of one stored checkpoint computed at whatever (tau, Delta)
-a reader picks, with its distortion against eps, accuracies and both coders' sizes (Eq. 7, 11-14).
+a reader picks, with its distortion against eps, accuracies and every coder's size, {coder}_bytes (Eq. 7, 11-14).
 
 Every computed point is kept (in memory and in the run directory's coarse_grid_epochNNNNNN.csv), so
 moving back to a point costs nothing and the smallest point found so far within eps is always at hand.
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..complexity.coders import encode_symbols, paper_size
+from ..complexity.coders import CODERS
 from ..complexity.problem import ComplexityProblem
 from ..training.data import make_split
 from ..errors import require
@@ -79,15 +79,15 @@ class CheckpointExplorer:
             problem = self.problem
             with problem.limited_threads():
                 cg = problem.grainer(tau, delta)
-                paper = self._pool.submit(paper_size, cg.stored_arrays())  # bz2 releases the GIL: beside the loss
-                symbols = self._pool.submit(encode_symbols, cg)
+                # the compressors release the GIL: every coder runs beside the loss
+                sizes = {name: self._pool.submit(coder.encode, cg, None) for name, coder in CODERS.items()}
                 weights = cg.weights()
                 train_loss, train_acc, _ = problem.loss_and_accuracy(weights, problem.train)
                 test_loss, test_acc, _ = problem.loss_and_accuracy(weights, problem.test)
             kept = [r for r in cg.ranks.values() if r is not None]
             row = dict(epoch=self.epoch, tau=tau, delta=delta, train_loss=train_loss, train_acc=train_acc,
                        test_loss=test_loss, test_acc=test_acc, reference_train_loss=problem.reference_loss,
-                       paper_bytes=paper.result(), symbols_bytes=symbols.result().n_bytes, factorized=len(kept),
+                       **{f"{name}_bytes": size.result().n_bytes for name, size in sizes.items()}, factorized=len(kept),
                        mean_rank=float(np.mean(kept)) if kept else math.nan)
             self.points = pd.concat([self.points, pd.DataFrame([row])], ignore_index=True)
             if save:

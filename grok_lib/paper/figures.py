@@ -19,19 +19,20 @@ import numpy as np
 import pandas as pd
 
 from ..complexity.bounds import fit_rate_distortion
+from ..complexity.coders import CODERS
+from ..complexity.tracking import ALGORITHM_1, ALGORITHM_2, POOLED, bound_column, length_column, size_column
+from ..errors import require
 from .plots import save
 from ..training.ops import OPS, ordered
 from ..training.train import grokking_epochs
 
 REGIME_COLORS = {"none": "C0", "wd": "C2", "ours": "C3"}
 REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (wd + noise + spectral)"}
-# Which Algorithm 1 answer a figure shows (grok_lib.complexity.tracking's columns): the paper's (the best of its own
-# search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's sweep included)
-VARIANTS = {
-    "paper": dict(bytes="complexity_bytes", bound="bound", length="description_length_bits", label="Algorithm 1"),
-    "pooled": dict(bytes="pooled_bytes", bound="pooled_bound", length="pooled_description_length_bits",
-                   label="Algorithm 1 pooled with Algorithm 2"),
-}
+# Which Algorithm 1 answer a figure shows, as the prefix of its columns in grok_lib.complexity.tracking: the paper's
+# (the best of its own search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's
+# sweep included). Sizes, bounds and description lengths are those of the paper's coder unless `coder` says.
+VARIANTS = {"paper": ALGORITHM_1, "pooled": POOLED}
+VARIANT_LABELS = {"paper": "Algorithm 1", "pooled": "Algorithm 1 pooled with Algorithm 2"}
 FIGURE_NAMES = {
     1: "fig01_complexity_mul", 2: "fig02_complexity_ours", 3: "fig03_complexity_none",
     4: "fig04_rate_distortion", 5: "fig05_complexity_eps", 6: "fig06_generalization_bound",
@@ -67,6 +68,15 @@ def grokking_table(runs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def variant_column(variant: str, quantity: str = "bytes", coder: str = "paper") -> str:
+    """The complexity-table column of a variant's `quantity` (bytes, bits, bound, length) under `coder`."""
+    require(variant in VARIANTS, "variant", f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+    require(coder in CODERS, "coder", f"unknown coder {coder!r}; allowed: {', '.join(CODERS)}")
+    prefix = VARIANTS[variant]
+    named = {"bound": bound_column, "length": length_column}
+    return named[quantity](prefix, coder) if quantity in named else size_column(prefix, coder, quantity)
+
+
 def save_figure(fig, number_or_name, folder: Path) -> Path:
     """Write folder/figNN_name.png and .pdf (number: the paper's figure number); return the PNG path."""
     name = FIGURE_NAMES.get(number_or_name, number_or_name)
@@ -100,20 +110,30 @@ def _at_eps(complexity: pd.DataFrame, eps: float) -> pd.DataFrame:
     return complexity[np.isclose(complexity["eps"], eps)]
 
 
-def _regime_panels(frame: pd.DataFrame, value: str, ylabel: str, title: str, profile: str, scale: float = 1.0):
-    """One panel per op, one mean +- s.e. curve per regime of `value` * scale vs epoch."""
+def _per_op_and_regime(frame: pd.DataFrame, title: str, profile: str, draw, ylabel: str, legend: int = 7, **axis):
+    """One panel per op; draw(ax, rows, color, label) once per regime present. An unknown regime is an error."""
+    unknown = set(frame.regime) - set(REGIME_COLORS)
+    require(not unknown, "regime", f"no colour for regime(s) {sorted(unknown)}; known: {', '.join(REGIME_COLORS)}")
     ops = _ops(frame)
     fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
     for ax, op in zip(axes[0], ops):
         for regime, color in REGIME_COLORS.items():
             rows = frame[(frame.op == op) & (frame.regime == regime)]
             if len(rows):
-                _band(ax, mean_se(rows.assign(y=rows[value] * scale), "y"), "epoch", color, REGIME_LABELS[regime])
+                draw(ax, rows, color, REGIME_LABELS[regime])
         _epoch_axis(ax, op)
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
+        ax.set(ylabel=ylabel, **axis)
+        ax.legend(fontsize=legend)
     _title(fig, title, frame, profile)
     return fig
+
+
+def _regime_panels(frame: pd.DataFrame, value: str, ylabel: str, title: str, profile: str, scale: float = 1.0):
+    """One panel per op, one mean +- s.e. curve per regime of `value` * scale vs epoch."""
+    def draw(ax, rows, color, label):
+        _band(ax, mean_se(rows.assign(y=rows[value] * scale), "y"), "epoch", color, label)
+
+    return _per_op_and_regime(frame, title, profile, draw, ylabel)
 
 
 # --- the figures ----------------------------------------------------------------------------------------
@@ -127,7 +147,7 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
         sel = rows[rows.regime == regime]
         if sel.empty:
             continue
-        stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB")
+        stats = mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB")
         color = REGIME_COLORS[regime]
         _band(ax, stats, "epoch", color, REGIME_LABELS[regime])
         marks = grokking_epochs(sel.groupby("epoch")[["train_acc", "test_acc"]].mean().reset_index())
@@ -136,7 +156,7 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
                 ax.plot(marks[key], np.interp(marks[key], stats.epoch, stats["mean"]), marker, color=color,
                         mfc="white", mew=2, ms=9, label=f"{key} at epoch {marks[key]}")
     _epoch_axis(ax, op)
-    ax.set_ylabel(f"complexity (kB, {VARIANTS[variant]['label']}, ε = {eps:g})", fontsize=8)
+    ax.set_ylabel(f"complexity (kB, {VARIANT_LABELS[variant]}, ε = {eps:g})", fontsize=8)
     ax.legend(fontsize=7)
     _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing", rows, profile)
     return fig
@@ -151,8 +171,8 @@ def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: 
     fig, axes = plt.subplots(1, len(ops), figsize=(4.6 * len(ops), 3.6), squeeze=False)
     for ax, op in zip(axes[0], ops):
         sel = rows[rows.op == op]
-        _band(ax, mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB"), "epoch", "k",
-              VARIANTS[variant]["label"])
+        _band(ax, mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB"), "epoch", "k",
+              VARIANT_LABELS[variant])
         ax.set_ylabel(f"complexity (kB, ε = {eps:g})")
         acc = ax.twinx()
         for split, color in (("train", "C0"), ("test", "C1")):
@@ -162,7 +182,7 @@ def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: 
         handles = ax.get_lines()[:1] + acc.get_lines()
         ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
     number = {"ours": 2, "none": 3}.get(regime, "")
-    _title(fig, f"Fig. {number} — complexity ({VARIANTS[variant]['label']}) and accuracy, {REGIME_LABELS[regime]}",
+    _title(fig, f"Fig. {number} — complexity ({VARIANT_LABELS[variant]}) and accuracy, {REGIME_LABELS[regime]}",
            rows, profile)
     return fig
 
@@ -172,7 +192,7 @@ def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours", variant: str
     rows = []
     for op in _ops(final[final.regime == regime]):
         sel = final[(final.regime == regime) & (final.op == op)]
-        stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB", x="eps")
+        stats = mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB", x="eps")
         if len(stats) >= 2:
             fit = fit_rate_distortion(stats.eps, stats["mean"])
             rows.append(dict(op=op, a=fit.a, b=fit.b, r2=fit.r2))
@@ -187,7 +207,7 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, op in enumerate(_ops(rows)):
         sel = rows[rows.op == op]
-        stats = mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB", x="eps")
+        stats = mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB", x="eps")
         color = f"C{i}"
         label = OPS[op].label().removesuffix(" mod p")
         if op in fits.index:
@@ -198,7 +218,7 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
         ax.errorbar(stats.eps, stats["mean"], yerr=stats.se, fmt="o", color=color, ms=5, capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("distortion bound ε (nats of training loss, log scale)")
-    ax.set_ylabel(f"complexity of the final weights (kB, {VARIANTS[variant]['label']})", fontsize=8)
+    ax.set_ylabel(f"complexity of the final weights (kB, {VARIANT_LABELS[variant]})", fontsize=8)
     ax.legend(fontsize=7)
     _title(fig, f"Fig. 4 — algorithmic rate–distortion curves, {REGIME_LABELS[regime]}", rows, profile)
     return fig
@@ -213,10 +233,10 @@ def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str 
     for ax, op in zip(axes[0], ops):
         for j, eps in enumerate(eps_values):
             sel = _at_eps(rows[rows.op == op], eps)
-            _band(ax, mean_se(sel.assign(kB=sel[VARIANTS[variant]["bytes"]] / 1e3), "kB"), "epoch",
+            _band(ax, mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB"), "epoch",
                   cmap(j / max(1, len(eps_values) - 1)), f"ε = {eps:g}")
         _epoch_axis(ax, op)
-        ax.set_ylabel(f"complexity (kB, {VARIANTS[variant]['label']})", fontsize=8)
+        ax.set_ylabel(f"complexity (kB, {VARIANT_LABELS[variant]})", fontsize=8)
         ax.legend(fontsize=7)
     _title(fig, f"Fig. 5 — complexity dynamics under distortion bounds ε, {REGIME_LABELS[regime]}", rows, profile)
     return fig
@@ -226,8 +246,8 @@ def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: floa
     """Fig. 6: the Eq. 4 bound on the expected 0-1 risk (delta = 0.05, K = paper-coder bits at eps = 1),
     per regime and op; above 1 it is vacuous, as all of the paper's are."""
     rows = _at_eps(complexity, eps)
-    fig = _regime_panels(rows, VARIANTS[variant]["bound"], "Eq. 4 bound on expected risk",
-                         f"Fig. 6 — generalization bound (Eq. 4, K from {VARIANTS[variant]['label']}); "
+    fig = _regime_panels(rows, variant_column(variant, "bound"), "Eq. 4 bound on expected risk",
+                         f"Fig. 6 — generalization bound (Eq. 4, K from {VARIANT_LABELS[variant]}); "
                          "above the dotted line (risk 1) it is vacuous", profile)
     for ax in fig.axes:
         ax.axhline(1.0, color="gray", ls=":", lw=1)
@@ -238,15 +258,16 @@ def fig07_algorithm2(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
     """Fig. 7: complexity by quantization alone (Algorithm 2's sweep, solid) beside the paper's Algorithm 1
     (its own points, dotted), eps = 1, per regime and op; the title gives the median ratio of the two."""
     rows = _at_eps(complexity, eps)
-    ratio = float(np.median(rows.alg2_bytes / rows.complexity_bytes)) if len(rows) else float("nan")
-    fig = _regime_panels(rows, "alg2_bytes", f"complexity (kB, ε = {eps:g})",
+    alg1, alg2 = size_column(ALGORITHM_1, "paper"), size_column(ALGORITHM_2, "paper")
+    ratio = float(np.median(rows[alg2] / rows[alg1])) if len(rows) else float("nan")
+    fig = _regime_panels(rows, alg2, f"complexity (kB, ε = {eps:g})",
                          f"Fig. 7 — quantization alone (Algorithm 2, solid) vs Algorithm 1 (dotted): median "
                          f"ratio {ratio:.2f}; pooled Algorithm 1 ≤ both by construction", profile, scale=1e-3)
     for ax, op in zip(fig.axes, _ops(rows)):
         for regime, color in REGIME_COLORS.items():
             sel = rows[(rows.op == op) & (rows.regime == regime)]
             if len(sel):
-                stats = mean_se(sel.assign(kB=sel.complexity_bytes / 1e3), "kB")
+                stats = mean_se(sel.assign(kB=sel[alg1] / 1e3), "kB")
                 ax.plot(stats.epoch, stats["mean"], color=color, ls=":", lw=1.2)
     return fig
 
@@ -272,23 +293,16 @@ def fig09_naive_size(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
 
 def fig10_accuracy(metrics: pd.DataFrame, profile: str):
     """Fig. 10: train (dashed) and test (solid) accuracy vs epoch, per regime and op."""
-    ops = _ops(metrics)
-    fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
-    for ax, op in zip(axes[0], ops):
-        for regime, color in REGIME_COLORS.items():
-            sel = metrics[(metrics.op == op) & (metrics.regime == regime)]
-            if len(sel):
-                _band(ax, mean_se(sel, "train_acc"), "epoch", color, f"{REGIME_LABELS[regime]}: train", ls="--")
-                _band(ax, mean_se(sel, "test_acc"), "epoch", color, f"{REGIME_LABELS[regime]}: test")
-        _epoch_axis(ax, op)
-        ax.set(ylim=(0, 1.05), ylabel="accuracy")
-        ax.legend(fontsize=6)
-    _title(fig, "Fig. 10 — train (dashed) and test (solid) accuracy", metrics, profile)
-    return fig
+    def draw(ax, rows, color, label):
+        _band(ax, mean_se(rows, "train_acc"), "epoch", color, f"{label}: train", ls="--")
+        _band(ax, mean_se(rows, "test_acc"), "epoch", color, f"{label}: test")
+
+    return _per_op_and_regime(metrics, "Fig. 10 — train (dashed) and test (solid) accuracy", profile, draw,
+                              "accuracy", legend=6, ylim=(0, 1.05))
 
 
 def fig11_description_length(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "paper"):
     """Fig. 11: total description length K(theta_hat) + sum_train -log2 p(y|x; theta_hat) in kbit (eps = 1)."""
-    return _regime_panels(_at_eps(complexity, eps), VARIANTS[variant]["length"], "description length (kbit)",
-                          f"Fig. 11 — total description length: complexity ({VARIANTS[variant]['label']}) + data "
+    return _regime_panels(_at_eps(complexity, eps), variant_column(variant, "length"), "description length (kbit)",
+                          f"Fig. 11 — total description length: complexity ({VARIANT_LABELS[variant]}) + data "
                           "entropy", profile, scale=1e-3)

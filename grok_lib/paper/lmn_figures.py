@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..complexity.tracking import POOLED, size_column
 from ..errors import require
 from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, phase_rows, segment_breakpoints
 from ..lmn.tasks import TASKS
@@ -21,6 +22,10 @@ from ..store import Run
 from .plots import save
 
 # the figures of the LMN reproduction, by the file stem they are saved under, in reading order
+# the answer an LMN complexity table holds (grok_lib.paper.lmn_reproduce writes it: Algorithm 1 pooled with
+# Algorithm 2, under the tracking tables' column names) and its size under the paper's coder
+ANSWER = POOLED
+COMPLEXITY = size_column(ANSWER, "paper")
 FIGURE_STEMS = ("lmn_dynamics", "lmn_vs_test_loss", "lmn_xor_trajectory", "lmn_complexity_l2")
 
 
@@ -153,20 +158,20 @@ def plot_xor_trajectory(run: Run, every: int | None = None, profile: str | None 
 def plot_three_measures(runs: list[Run], complexity: dict[str, pd.DataFrame], profile: str | None = None):
     """LMN, coarse-grained complexity (Algorithm 1) and L2 on the same checkpoints, each vs step.
 
-    `complexity` maps task to its complexity table (step, eps, paper_bytes, ...); a task without one (or
+    `complexity` maps task to its complexity table (step, eps, COMPLEXITY, ...); a task without one (or
     with an empty one: Algorithm 1 skipped) gets empty axes, not an error.
     """
     fig, axes = plt.subplots(len(runs), 1, figsize=(8, 3.2 * len(runs)), squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
         m = run.metrics()
         c = complexity.get(run.config.task)
-        measured = c is not None and len(c) > 0 and "paper_bytes" in c
-        joined = m.merge(c, on="step", how="inner") if measured else m.iloc[0:0].assign(paper_bytes=0.0)
+        measured = c is not None and len(c) > 0 and COMPLEXITY in c
+        joined = m.merge(c, on="step", how="inner") if measured else m.iloc[0:0].assign(**{COMPLEXITY: 0.0})
         joined = joined[joined.step > 0]
         ax.plot(joined.step, joined.lmn, color="C2", marker=".", label="LMN")
         ax.set(xscale="log", xlabel="step", ylabel=_lmn_label(run))
         ax_c = ax.twinx()
-        ax_c.plot(joined.step, joined.paper_bytes / 1e3, color="C1", marker=".", label="complexity (kB, Alg. 1)")
+        ax_c.plot(joined.step, joined[COMPLEXITY] / 1e3, color="C1", marker=".", label="complexity (kB, Alg. 1)")
         ax_c.set_ylabel("coarse-grained complexity (kB, bzip2)", color="C1")
         ax_l2 = ax.twinx()
         ax_l2.spines["right"].set_position(("axes", 1.15))

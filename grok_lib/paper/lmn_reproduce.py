@@ -30,8 +30,10 @@ from ..errors import GrokError, require
 from ..lmn.measure import LMNConfig
 from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
 from ..lmn.tasks import TASKS, LMNRunConfig, make_task_split, train_lmn_run
+from .lmn_figures import ANSWER, COMPLEXITY, draw_all
 from .profiles import PROFILES, LMNSettings, get_profile, run_store
 from ..complexity.search import BayesConfig, measure_complexity
+from ..complexity.tracking import answer_columns, upgrade_columns
 from ..jobs import Job, Runner
 from ..store import Run
 from ..store import write_text_atomic
@@ -71,21 +73,25 @@ def complexity_steps(config: LMNRunConfig, every: int, log_spaced: bool = True) 
     return sorted((chosen | {config.steps}) & logged)
 
 
+# complexity.csv of an LMN run: step, eps, the columns of grok_lib.complexity.tracking.answer_columns for the
+# answer lmn_figures.ANSWER (the pooled one), seconds. The names it used before, and their names now:
+LMN_LEGACY_COLUMNS = {old: ANSWER + new for old, new in dict(
+    paper_bytes="paper_bytes", symbols_bytes="symbols_bytes", tau="tau", delta="delta", cg_train_loss="train_loss",
+    cg_train_acc="train_acc", cg_test_acc="test_acc", n_evaluations="n_evaluations").items()}
+
+
 def checkpoint_complexity(run: Run, step: int, eps: float, bayes: BayesConfig) -> dict:
     """Algorithm 1 complexity of the checkpoint at `step` on its full training set: one table row.
 
     The single place the LMN pipeline calls grok_lib.complexity.search; swap the measure here. Pooled with
-    Algorithm 2 (never above it): the LMN paper defines no complexity of this kind, and a measure that
-    cannot lose to quantization alone is the steadier one to correlate with test loss.
+    Algorithm 2 (never above it), hence the pooled_ columns: the LMN paper defines no complexity of this
+    kind, and a measure that cannot lose to quantization alone is the steadier one to correlate with test loss.
     """
     split = make_task_split(run.config)
     result = measure_complexity(run.load_model(step), F.cross_entropy, (split.train_x, split.train_y), eps=eps,
                                 test_data=(split.test_x, split.test_y), config=bayes, seed=run.config.seed,
                                 pooled=True)
-    row = result.as_row()
-    return dict(step=step, eps=eps, paper_bytes=row["paper_bytes"], symbols_bytes=row["symbols_bytes"],
-                tau=row["tau"], delta=row["delta"], cg_train_loss=row["train_loss"], cg_train_acc=row["train_acc"],
-                cg_test_acc=row["test_acc"], n_evaluations=row["n_evaluations"])
+    return dict(step=step, eps=eps, **answer_columns(ANSWER, result))
 
 
 def complexity_path(run: Run) -> Path:
@@ -94,7 +100,9 @@ def complexity_path(run: Run) -> Path:
 
 def load_complexity(run: Run) -> pd.DataFrame:
     path = complexity_path(run)
-    return pd.read_csv(path) if path.exists() else pd.DataFrame({"step": pd.Series(dtype=int)})
+    if not path.exists():
+        return pd.DataFrame({"step": pd.Series(dtype=int)})
+    return upgrade_columns(pd.read_csv(path), LMN_LEGACY_COLUMNS)
 
 
 def coarse_to_fine(steps: list[int]) -> list[int]:
@@ -130,15 +138,15 @@ def add_complexity(run: Run, steps: list[int], eps: float, bayes: BayesConfig, p
         write_text_atomic(complexity_path(run), pd.DataFrame(rows).to_csv(index=False))
         if progress:
             row = next(r for r in rows if r["step"] == step)
-            print(f"{run.config.task} step {step}: {row['paper_bytes']} B", flush=True)
+            print(f"{run.config.task} step {step}: {row[COMPLEXITY]} B", flush=True)
     return pd.DataFrame(rows)
 
 
 def summarize(runs: list[Run]) -> pd.DataFrame:
     """Per task and measure: Pearson r / Spearman rho with test loss over the grokking phase.
 
-    LMN and L2 use every logged step; complexity (paper_bytes) only its checkpoints. The phase comes
-    from every logged step in all three cases.
+    LMN and L2 use every logged step; complexity (COMPLEXITY, the paper coder's bytes) only its checkpoints.
+    The phase comes from every logged step in all three cases.
     """
     frames = []
     for run in runs:
@@ -147,8 +155,8 @@ def summarize(runs: list[Run]) -> pd.DataFrame:
         columns = ["lmn", "l2_norm"]
         c = load_complexity(run)
         if len(c):
-            m = m.merge(c[["step", "paper_bytes"]], on="step", how="left")
-            columns.append("paper_bytes")
+            m = m.merge(c[["step", COMPLEXITY]], on="step", how="left")
+            columns.append(COMPLEXITY)
         frames.append(phase_correlations(m, columns, phase=phase).assign(task=run.config.task, seed=run.config.seed))
     return pd.concat(frames, ignore_index=True)
 
@@ -170,8 +178,6 @@ def turning_table(runs: list[Run]) -> pd.DataFrame:
 
 def make_figures(runs: list[Run], figures_dir: Path, profile: str | None = None) -> list[Path]:
     """The LMN figures (grok_lib.paper.lmn_figures.draw_all) of `runs`, saved in `figures_dir`."""
-    from .lmn_figures import draw_all
-
     return draw_all(runs, figures_dir, {r.config.task: load_complexity(r) for r in runs}, profile)
 
 

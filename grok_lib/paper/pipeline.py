@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..complexity.tracking import load_complexity, measure_checkpoint, read_complexity, track_complexity
+from ..complexity.tracking import load_complexity, measure_checkpoint, read_complexity, read_table, track_complexity
 from ..jobs import Job, Runner
 from ..store import Run, RunStore, write_text_atomic
 from ..training.config import RunConfig
@@ -114,7 +114,7 @@ def _final_stamp(profile: Profile) -> str:
 
 def _final_stored(run, profile: Profile) -> bool:
     path = run.path / RATE_DISTORTION_FILE
-    return path.exists() and pd.read_csv(path)["settings"].iloc[0] == _final_stamp(profile)
+    return path.exists() and read_table(path)["settings"].iloc[0] == _final_stamp(profile)
 
 
 def final_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
@@ -135,7 +135,7 @@ def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
     if jobs:
         Runner(profile.workers).run(jobs, f"rate-distortion of {len(jobs)} final checkpoint(s), "
                                     f"eps {list(profile.final_eps)}", "run")
-    frames = [pd.read_csv(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
+    frames = [read_table(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
               .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
     return pd.concat(frames, ignore_index=True)
 

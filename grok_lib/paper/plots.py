@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..complexity.tracking import ALGORITHM_1, size_column
 from ..training.train import grokking_epochs
 
 
@@ -64,7 +65,8 @@ def plot_grid_rate_distortion(points: pd.DataFrame, final: pd.DataFrame, title: 
     ax.step(eps_values, [np.nan if b is None else b.paper_bytes / 1e3 for b in best], where="post", color="C0",
             label=f"smallest of the {len(points)} computed points within ε")
     if len(final):
-        ax.plot(final.eps, final.complexity_bytes / 1e3, "o", color="C3", label="Algorithm 1 (search)")
+        ax.plot(final.eps, final[size_column(ALGORITHM_1, "paper")] / 1e3, "o", color="C3",
+                label="Algorithm 1 (search)")
     ax.set(xscale="log", xlabel="distortion bound ε (nats, log scale)", ylabel="compressed size (kB, paper coder)")
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)

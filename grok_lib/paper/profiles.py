@@ -84,7 +84,7 @@ class Profile:
     slider_taus: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)  # (tau, Delta) grid cached
     slider_deltas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # for the widgets
     workers: int = 1  # processes that train / measure runs in parallel
-    algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.complexity.search.ALGORITHM_2_METHODS)
+    algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.complexity.quantization.ALGORITHM_2_METHODS)
     # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or pooled with
     # Algorithm 2's sweep where the search budget is cut (the small budgets lose to the sweep)
     algorithm_1: str = "paper"
