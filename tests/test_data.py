@@ -1,7 +1,9 @@
+import pandas as pd
 import pytest
 import torch
 
-from grok_lib.training.data import OPS, all_equations, make_split
+from grok_lib.training.data import all_equations, make_split
+from grok_lib.training.ops import OPS
 from grok_lib.errors import GrokError
 
 
@@ -58,3 +60,31 @@ def test_bad_data_arguments_name_the_field(kwargs, field):
     with pytest.raises(GrokError) as err:
         make_split(**kwargs)
     assert err.value.field == field
+
+
+def test_an_op_is_one_record_and_every_reader_takes_it_from_the_table(monkeypatch):
+    """Adding an op is one entry of grok_lib.training.ops.OPS: data, config defaults and figure labels follow."""
+    from grok_lib.paper.figures import _ops
+    from grok_lib.training import ops
+    from grok_lib.training.config import RunConfig
+
+    record = ops.Op("cube", "a^3+b", "a³+b", lambda a, b, p: (a ** 3 + b) % p, 0.35, 3, 5e-3)
+    monkeypatch.setitem(ops.OPS, "cube", record)
+    x, y = all_equations("cube", 7)
+    assert len(x) == 49 and int(y[(x[:, 0] == 2) & (x[:, 2] == 3)]) == (8 + 3) % 7
+    config = RunConfig(op="cube", regime="ours", p=7, d_model=16, n_heads=2, d_mlp=32, epochs=2)
+    assert (config.train_frac, config.n_layers, config.noise) == (0.35, 3, 5e-3)
+    assert _ops(pd.DataFrame({"op": ["cube", "add"]})) == ["add", "cube"]  # the table's order
+    assert record.label(7) == "a³+b mod 7"
+
+
+def test_an_unknown_op_is_an_error_everywhere_never_dropped():
+    from grok_lib.paper.figures import _ops
+    from grok_lib.training.config import RunConfig
+
+    with pytest.raises(GrokError, match="op"):
+        _ops(pd.DataFrame({"op": ["add", "pow"]}))
+    with pytest.raises(GrokError, match="op"):
+        RunConfig(op="pow")
+    with pytest.raises(GrokError, match="op"):
+        make_split("pow", 11)
