@@ -216,10 +216,17 @@ def main(argv=None) -> int:
 
             assert LMNRunConfig.UNIT == "step"  # imported so that the store can read LMN runs' configs too
 
-            for run in store.runs():
-                logged = run.metrics()[run.unit]
-                done = run.resume_epoch() if run.config.RESUMABLE else (int(logged.max()) if len(logged) else 0)
+            problems: list = []
+            for run in store.runs(problems):
+                try:
+                    logged = run.metrics()[run.unit]
+                    done = run.resume_epoch() if run.config.RESUMABLE else (int(logged.max()) if len(logged) else 0)
+                except (GrokError, KeyError, ValueError) as err:
+                    problems.append((run.path, f"unreadable progress ({err})"))
+                    continue
                 print(f"{run.path.name:40s} {run.unit} {done:>6}/{run.config.length}")
+            for path, message in problems:
+                print(f"{path.name:40s} unreadable: {message}")
     except GrokError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

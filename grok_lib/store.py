@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 import tempfile
 from pathlib import Path
@@ -100,6 +105,19 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
+def _retrain_advice(path: Path) -> str:
+    """What to do about a corrupt file of a run: retraining from epoch 0 rewrites every checkpoint (the
+    same config reproduces the run), and training restarts from 0 exactly when resume.safetensors is gone."""
+    path = Path(path)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    resume = run_dir / "resume.safetensors"
+    if path == resume:
+        return "delete it to retrain the run from epoch 0"
+    if path.name.startswith("step_"):  # an LMN run: no resume state, finished when its last step is logged
+        return f"delete it and {run_dir / 'metrics.csv'} to retrain the run from step 0"
+    return f"delete it and {resume} to retrain the run from epoch 0"
+
+
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file; a missing, truncated or corrupt file raises CheckpointError."""
     if not Path(path).is_file():
@@ -107,7 +125,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); delete it to retrain") from None
+        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {_retrain_advice(path)}") from None
 
 
 def load_metadata(path: Path) -> dict[str, str]:
@@ -117,7 +135,62 @@ def load_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); delete it to retrain") from None
+        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {_retrain_advice(path)}") from None
+
+
+LOCK_POLL_S = 0.5
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    try:  # a zombie has exited
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+@contextmanager
+def run_lock(path: Path, what: str, wait: float = math.inf):
+    """Hold `path`/.lock-`what` (pid, host and start time inside) while writing; O_EXCL creation makes
+    taking it atomic, also on a shared filesystem. A lock left by a dead process on this host is reported
+    and taken over; a live holder is waited for up to `wait` seconds, then named in a GrokError."""
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / f".lock-{what}"
+    me = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+    deadline, told = time.monotonic() + wait, False
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = lock.read_text(errors="replace").split() if lock.exists() else []
+            pid = int(holder[0]) if holder and holder[0].isdigit() else None
+            host = holder[1] if len(holder) > 1 else "?"
+            if pid is not None and host == socket.gethostname() and not _process_alive(pid):
+                print(f"{lock}: stale lock of process {pid} (gone) taken over", file=sys.stderr)
+                lock.unlink(missing_ok=True)
+                continue
+            if time.monotonic() >= deadline:
+                raise GrokError("run", f"{path} is being written ({what}) by process {pid} on {host} since "
+                                f"{holder[2] if len(holder) > 2 else '?'}; wait for it, or delete {lock} if "
+                                "that process no longer exists") from None
+            if not told:
+                print(f"{path.name}: waiting for process {pid} on {host} ({what})", file=sys.stderr)
+                told = True
+            time.sleep(LOCK_POLL_S)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 class Run:
@@ -191,6 +264,10 @@ class Run:
     def load_resume(self) -> dict[str, torch.Tensor]:
         return load_tensors(self.resume_path)
 
+    def lock(self, what: str, wait: float = math.inf):
+        """The run's lock for one kind of writer ("train", "complexity", ...): grok_lib.store.run_lock."""
+        return run_lock(self.path, what, wait)
+
     @property
     def is_complete(self) -> bool:
         """Resumable runs: the resume state is at the last epoch; others: the last step is logged."""
@@ -237,11 +314,17 @@ class RunStore:
             write_text_atomic(config_path, config.to_json())
         return Run(path, config)
 
-    def runs(self) -> list[Run]:
-        """Every run stored under the root."""
+    def runs(self, problems: list | None = None) -> list[Run]:
+        """Every run stored under the root. A directory whose config cannot be read raises, or, when a
+        `problems` list is given, is appended to it as (path, message) and skipped."""
         found = []
         for config_path in sorted(self.root.glob("*/config.json")):
-            found.append(Run(config_path.parent, read_config(config_path)))
+            try:
+                found.append(Run(config_path.parent, read_config(config_path)))
+            except GrokError as err:
+                if problems is None:
+                    raise
+                problems.append((config_path.parent, str(err)))
         return found
 
 

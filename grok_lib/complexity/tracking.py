@@ -175,7 +175,8 @@ def _check_settings(run: Run, settings: TrackingSettings) -> bool:
     if stored != wanted:
         diff = {k: (stored.get(k), wanted.get(k)) for k in wanted if stored.get(k) != wanted.get(k)}
         raise GrokError("settings", f"{run.path / COMPLEXITY_FILE} was measured with other settings "
-                        f"(field: stored vs requested) {diff}; delete it or keep the stored settings")
+                        f"(field: stored vs requested) {diff}; keep the stored settings, or to measure anew "
+                        f"move both {COMPLEXITY_FILE} and {SETTINGS_FILE} out of {run.path}")
     return True
 
 
@@ -194,8 +195,11 @@ def _measure_job(run_dir: str, config, epoch: int, settings: TrackingSettings, d
 
 
 def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), device: str = "cpu",
-                     progress: bool = True, epochs=None, workers: int = 1) -> pd.DataFrame:
+                     progress: bool = True, epochs=None, workers: int = 1, lock_wait: float = math.inf) -> pd.DataFrame:
     """Measure every stored checkpoint (or `epochs`) not yet in complexity.csv; return the whole table.
+
+    The run's "complexity" lock is held while the table is read and rewritten: a second process measuring
+    the same run waits (up to `lock_wait` seconds), then measures only what the first left undone.
 
     workers > 1 measures that many checkpoints at once in separate processes (one torch thread each); the
     table is rewritten as each one finishes, so an interrupted pass keeps every finished checkpoint.
@@ -207,6 +211,12 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
     wanted = available if epochs is None else sorted(set(epochs))
     missing = sorted(set(wanted) - set(available))
     require(not missing, "epochs", f"no checkpoints at {missing}; stored: {available}")
+    with run.lock("complexity", lock_wait):  # one writer at a time; the table is read after taking it
+        return _track_locked(run, settings, device, progress, wanted, workers)
+
+
+def _track_locked(run: Run, settings: TrackingSettings, device: str, progress: bool, wanted: list[int],
+                  workers: int) -> pd.DataFrame:
     settings_stored = _check_settings(run, settings)
     table = read_complexity(run)
     done = {int(e) for e, group in table.groupby("epoch") if set(group.eps) >= set(settings.eps)}

@@ -103,9 +103,10 @@ RATE_DISTORTION_FILE = "rate_distortion.csv"
 def _final_job(run_dir: str, config: RunConfig, settings) -> None:
     run = Run(Path(run_dir), config)
     split = make_split(config.op, config.p, config.train_frac, config.seed)
-    rows = measure_checkpoint(run, run.checkpoints()[-1], settings, split)
-    table = pd.DataFrame(rows).assign(settings=settings.to_json().replace("\n", ""))
-    write_text_atomic(run.path / RATE_DISTORTION_FILE, table.to_csv(index=False))
+    with run.lock("rate_distortion"):
+        rows = measure_checkpoint(run, run.checkpoints()[-1], settings, split)
+        table = pd.DataFrame(rows).assign(settings=settings.to_json().replace("\n", ""))
+        write_text_atomic(run.path / RATE_DISTORTION_FILE, table.to_csv(index=False))
 
 
 def _final_stamp(profile: Profile) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pandas as pd
@@ -239,11 +240,15 @@ def train_ensemble(configs: list[RunConfig], store: RunStore | None = None, devi
     check_ensemble(configs)
     store = store or RunStore()
     runs = [store.run(c) for c in configs]
-    pending: dict[int, list[Run]] = defaultdict(list)
-    for run in runs:
-        if not run.is_complete:
-            pending[run.resume_epoch()].append(run)
-    device = pick_device(device)
-    for start, group in sorted(pending.items()):
-        _train_group(group, start, device, progress, stop_after)
+    with ExitStack() as locks:  # every run's "train" lock, as train() takes it
+        for run in runs:
+            if not run.is_complete:
+                locks.enter_context(run.lock("train"))
+        pending: dict[int, list[Run]] = defaultdict(list)
+        for run in runs:
+            if not run.is_complete:
+                pending[run.resume_epoch()].append(run)
+        device = pick_device(device)
+        for start, group in sorted(pending.items()):
+            _train_group(group, start, device, progress, stop_after)
     return runs

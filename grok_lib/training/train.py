@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 
@@ -144,24 +145,36 @@ def restore_state(run: Run, model, optimizer, generators) -> None:
 
 
 def train(config: RunConfig, store: RunStore | None = None, device: str | None = None,
-          progress: bool = True, stop_after: int | None = None) -> Run:
+          progress: bool = True, stop_after: int | None = None, lock_wait: float = math.inf) -> Run:
     """Train `config` into the store, resuming from its last logged epoch; a finished run is reused.
 
-    `stop_after` ends the session after that epoch, as an interruption would (used by tests).
+    The run's "train" lock is held throughout (another process training the same config is waited for, up
+    to `lock_wait` seconds), and everything resumes from the one resume state: metrics rows after its epoch
+    are dropped. `stop_after` ends the session after that epoch, as an interruption would (used by tests).
     """
     store = store or RunStore()
     run = store.run(config)
     if run.is_complete:
+        return run
+    with run.lock("train", lock_wait):
+        return resume_training(run, device, progress, stop_after)
+
+
+def resume_training(run: Run, device: str | None = None, progress: bool = True,
+                    stop_after: int | None = None) -> Run:
+    """The body of `train`, for a caller that holds the run's "train" lock."""
+    config = run.config
+    if run.is_complete:  # finished by whoever held the lock before us
         return run
     device = pick_device(device)
     split = make_split(config.op, config.p, config.train_frac, config.seed).to(device)
 
     model, optimizer, generators = init_training(config, device)
     start = run.resume_epoch()
-    metrics = run.metrics()
     if start > 0:
         restore_state(run, model, optimizer, generators)
-        metrics = metrics[metrics.epoch <= start]
+    metrics = run.metrics()
+    metrics = metrics[metrics.epoch <= start]  # rows after the resume state (or any, with none) are stale
 
     logged = set(logged_epochs(config))
     n_train = len(split.train_x)
