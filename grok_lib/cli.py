@@ -230,4 +230,12 @@ def main(argv=None) -> int:
     except GrokError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except OSError as err:  # the store: a file, read-only, a name too long, a full disk
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"error: store: {err.strerror or err}{where}; check --store ({args.store or default_root()})",
+              file=sys.stderr)
+        return 2
     return 0

@@ -25,6 +25,9 @@ from tqdm.auto import tqdm
 from .errors import require
 
 
+STATUS_EVERY_S = 2.0
+
+
 @dataclass(frozen=True)
 class Job:
     name: str  # unique within one run()
@@ -48,9 +51,11 @@ class Runner:
                 "workers", f"must be a positive integer, got {self.workers!r}")
 
     def run(self, jobs: list[Job], desc: str = "jobs", unit: str = "job",
-            on_result: Callable[[Job, Any], None] | None = None) -> dict[str, Any]:
+            on_result: Callable[[Job, Any], None] | None = None,
+            status: Callable[[], str] | None = None) -> dict[str, Any]:
         """Run every job (dependencies first); returns {name: result}. on_result(job, result) is called in
-        this process as each job finishes. The first error is re-raised once running jobs have stopped."""
+        this process as each job finishes; status(), polled every few seconds, is shown beside the progress
+        bar (e.g. epochs trained so far). The first error is re-raised once running jobs have stopped."""
         by_name = {job.name: job for job in jobs}
         require(len(by_name) == len(jobs), "jobs", "job names must be unique")
         for job in jobs:
@@ -86,7 +91,9 @@ class Runner:
                         waiting.remove(job)
                         running[pool.submit(job.fn, *job.args)] = job
                     require(bool(running), "jobs", "the jobs' dependencies form a cycle")
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    done, _ = wait(running, timeout=STATUS_EVERY_S, return_when=FIRST_COMPLETED)
+                    if status is not None:
+                        bar.set_postfix_str(status())
                     for future in done:
                         job = running.pop(future)
                         try:

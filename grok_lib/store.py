@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -73,7 +74,15 @@ class StoredConfig:
         unknown = set(data) - known
         if unknown:
             raise GrokError("config", f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**{**cls.LEGACY, **data})
+        missing = known - set(data) - set(cls.LEGACY)
+        if missing:
+            raise GrokError("config", f"missing fields {sorted(missing)}: a stored config holds every field")
+        try:
+            return cls(**{**cls.LEGACY, **data})
+        except GrokError:
+            raise
+        except (TypeError, ValueError, AttributeError) as err:  # a field of the wrong type
+            raise GrokError("config", f"a field has the wrong type ({err})") from None
 
     def digest(self) -> str:
         """The first 10 hex digits of the SHA-256 of the JSON: equal configs, equal digests. A field that
@@ -83,6 +92,15 @@ class StoredConfig:
 
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path), then rename tmp_path onto path (atomic on POSIX)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +108,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary file would be, not mkstemp's 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -155,6 +174,19 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+# the files each kind of writer owns: holding its lock, their temporary files are a dead writer's leftovers
+OWNED = {"train": ("config.json", "metrics.csv", "resume.safetensors", "checkpoints/"),
+         "complexity": ("complexity.csv", "complexity.json"), "rate_distortion": ("rate_distortion.csv",)}
+
+
+def _remove_leftovers(path: Path, what: str) -> None:
+    for owned in OWNED.get(what, ()):
+        folder, name = (path / owned, "") if owned.endswith("/") else (path, owned)
+        if folder.is_dir():
+            for tmp in folder.glob(f".{name}*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def run_lock(path: Path, what: str, wait: float = math.inf):
     """Hold `path`/.lock-`what` (pid, host and start time inside) while writing; O_EXCL creation makes
@@ -187,6 +219,7 @@ def run_lock(path: Path, what: str, wait: float = math.inf):
         with os.fdopen(fd, "w") as f:
             f.write(me + "\n")
         break
+    _remove_leftovers(path, what)
     try:
         yield
     finally:
@@ -213,7 +246,18 @@ class Run:
         """One row per logged epoch (or step); empty before the first log."""
         if not self.metrics_path.exists():
             return pd.DataFrame({self.unit: pd.Series(dtype=int)})
-        return pd.read_csv(self.metrics_path)
+        try:
+            frame = pd.read_csv(self.metrics_path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            frame, problem = None, str(err).strip().splitlines()[0]
+        else:
+            # a row cut short leaves its last fields empty
+            complete = self.unit in frame and not (frame[self.unit].isna().any() or frame.iloc[:, -1].isna().any())
+            problem = None if complete else "an incomplete row"
+        if problem is not None:
+            raise CheckpointError("metrics", f"{self.metrics_path} is damaged ({problem}); "
+                                  f"delete it and {self.resume_path.name} to retrain the run")
+        return frame
 
     def write_metrics(self, frame: pd.DataFrame) -> None:
         write_text_atomic(self.metrics_path, frame.to_csv(index=False))
@@ -227,7 +271,8 @@ class Run:
         folder = self.path / "checkpoints"
         if not folder.exists():
             return []
-        return sorted(int(p.stem.split("_")[1]) for p in folder.glob(f"{self.unit}_*.safetensors"))
+        pattern = re.compile(rf"{self.unit}_(\d+)\.safetensors")  # anything else in the folder is ignored
+        return sorted(int(m.group(1)) for m in map(pattern.fullmatch, os.listdir(folder)) if m)
 
     def save_weights(self, at: int, weights: dict[str, torch.Tensor]) -> None:
         save_tensors(self.checkpoint_path(at), weights, {self.unit: str(at)})
@@ -259,10 +304,19 @@ class Run:
         """The epoch the resume state was written at; 0 when the run has not started."""
         if not self.resume_path.exists():
             return 0
-        return int(load_metadata(self.resume_path)["epoch"])
+        epoch = load_metadata(self.resume_path).get("epoch", "")
+        if not epoch.isdigit():
+            raise CheckpointError("resume", f"{self.resume_path} has no readable epoch in its metadata "
+                                  f"({epoch!r}); {_retrain_advice(self.resume_path)}")
+        return int(epoch)
 
     def load_resume(self) -> dict[str, torch.Tensor]:
         return load_tensors(self.resume_path)
+
+    def save_config(self) -> None:
+        """Write config.json unless it is there (open_dir has checked that a stored one matches)."""
+        if not (self.path / "config.json").exists():
+            write_text_atomic(self.path / "config.json", self.config.to_json())
 
     def lock(self, what: str, wait: float = math.inf):
         """The run's lock for one kind of writer ("train", "complexity", ...): grok_lib.store.run_lock."""
@@ -279,14 +333,14 @@ class Run:
 
 def load_state_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source) -> None:
     """load_state_dict, but a mismatch of names or shapes is reported as a CheckpointError."""
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in weights.items()}
+    expected = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+    found = {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}
     if expected != found:
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
         shapes = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
         raise CheckpointError("checkpoint", f"{source} does not match the model "
-                              f"(missing {missing}, unexpected {extra}, wrong shape {shapes})")
+                              f"(missing {missing}, unexpected {extra}, wrong shape or dtype {shapes})")
     module.load_state_dict(weights)
 
 
@@ -301,6 +355,9 @@ class RunStore:
         return self.open_dir(self.root / config.key(), config)
 
     def open_dir(self, path: Path, config: StoredConfig) -> Run:
+        """The run in `path`; a config.json already there must equal `config`. Nothing is written: a
+        writer calls Run.save_config() once it holds the run's lock, so a command that fails first leaves
+        no directory behind."""
         path = Path(path)
         config_path = path / "config.json"
         if config_path.exists():
@@ -310,8 +367,6 @@ class RunStore:
                         for k in json.loads(config.to_json()) if getattr(stored, k) != getattr(config, k)}
                 raise GrokError("run_dir", f"{path} holds a run with a different config "
                                 f"(field: stored vs requested) {diff}; choose another directory")
-        else:
-            write_text_atomic(config_path, config.to_json())
         return Run(path, config)
 
     def runs(self, problems: list | None = None) -> list[Run]:
@@ -331,8 +386,8 @@ class RunStore:
 def read_config(path: Path) -> StoredConfig:
     """The config in a config.json, of whichever registered kind (StoredConfig.KINDS) its fields match."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError("config", f"{path} is unreadable ({err})") from None
     if not isinstance(data, dict) or not StoredConfig.KINDS:
         raise CheckpointError("config", f"{path} holds no known config")

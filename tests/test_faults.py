@@ -142,3 +142,139 @@ def test_one_unreadable_run_does_not_hide_the_store(tmp_path, reference):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert RunConfig(**TINY).key() in out.stdout and "broken-run" in out.stdout and "unreadable" in out.stdout
+
+
+# 5. bad stored data is refused on read -------------------------------------------------------------------
+def test_a_checkpoint_of_the_wrong_dtype_is_refused(tmp_path, reference):
+    from grok_lib.store import save_tensors
+
+    run = train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
+    epoch = run.checkpoints()[-1]
+    weights = {k: (v * 100).to(torch.int32) for k, v in run.load_weights(epoch).items()}
+    save_tensors(run.checkpoint_path(epoch), weights)
+    with pytest.raises(GrokError, match="dtype"):
+        run.load_model(epoch)
+
+
+def test_a_metrics_table_cut_mid_line_is_refused_not_resumed(tmp_path, reference):
+    run = train(RunConfig(**TINY), RunStore(tmp_path), progress=False, stop_after=6)
+    text = run.metrics_path.read_text()
+    run.metrics_path.write_text(text[: len(text) - 40])  # the last row loses its last fields
+    with pytest.raises(GrokError, match="metrics.csv is damaged"):
+        train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
+
+
+def test_a_config_missing_a_field_or_with_a_wrong_type_is_named(tmp_path):
+    import json
+
+    from grok_lib.store import read_config
+
+    data = json.loads(RunConfig(**TINY).to_json())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({k: v for k, v in data.items() if k != "d_model"}))
+    with pytest.raises(GrokError, match="missing fields \\['d_model'\\]"):
+        read_config(path)
+    path.write_text(json.dumps({**data, "epochs": "ten"}))
+    with pytest.raises(GrokError, match="epochs|type"):
+        read_config(path)
+    path.write_bytes(b'{"op": "\xff\xfe"}')
+    with pytest.raises(GrokError, match="unreadable"):
+        read_config(path)
+
+
+def test_eps_must_be_a_number_not_a_bool():
+    from grok_lib.complexity.problem import check_eps
+
+    with pytest.raises(GrokError, match="eps"):
+        check_eps(True)
+
+
+def test_garbled_resume_metadata_and_stray_checkpoint_files(tmp_path, reference):
+    from grok_lib.store import save_tensors
+
+    run = train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
+    (run.path / "checkpoints" / "epoch_notanumber.safetensors").write_text("stray")
+    (run.path / "checkpoints" / "notes.txt").write_text("stray")
+    assert run.checkpoints() == reference.checkpoints()
+    save_tensors(run.resume_path, run.load_resume(), {"epoch": "ten"})
+    with pytest.raises(GrokError, match="resume"):
+        run.resume_epoch()
+
+
+# 8. one line instead of a traceback ------------------------------------------------------------------------
+def cli(*args, store, env=None):
+    return subprocess.run([sys.executable, "-m", "grok_lib", "--store", str(store), *args], capture_output=True,
+                          text=True, env=env)
+
+
+TINY_ARGS = ["--op", "add", "--p", "11", "--train-frac", "0.5", "--d-model", "16", "--n-heads", "2", "--d-mlp",
+             "32", "--epochs", "3", "--quiet"]
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--device", "tpu"], "device"), (["--seed", str(2**63)], "seed"), (["--p", "100003"], "p"),
+    (["--d-model", "1000000"], "d_model"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "device")]))
+def test_bad_input_is_one_line_and_leaves_no_run_behind(tmp_path, args, field):
+    result = cli("train", *TINY_ARGS, *args, store=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {field}:")
+    assert not list(tmp_path.glob("*/config.json"))  # 9: no config-only run directory
+
+
+def test_a_store_that_is_a_file_or_read_only_is_one_line(tmp_path):
+    as_file = tmp_path / "store-file"
+    as_file.write_text("")
+    result = cli("train", *TINY_ARGS, store=as_file)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "store" in result.stderr, result.stderr
+    too_long = tmp_path / ("x" * 300)
+    result = cli("train", *TINY_ARGS, store=too_long)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    if os.geteuid() != 0:  # root writes anywhere
+        read_only = tmp_path / "ro"
+        read_only.mkdir()
+        read_only.chmod(0o500)
+        result = cli("train", *TINY_ARGS, store=read_only)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_reproduce_with_an_unknown_profile_is_one_line():
+    result = subprocess.run([sys.executable, "-m", "grok_lib.paper.reproduce", "--profile", "foo"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: profile: unknown profile 'foo'; allowed: ci, cpu, paper or auto"
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "grok_lib", "--store", str(tmp_path), "train", *TINY_ARGS[:-3],
+                             "--epochs", "100000", "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob("*/metrics.csv")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip() == "interrupted; run the same command again to resume"
+
+
+# 9. leftovers ------------------------------------------------------------------------------------------------
+def test_stored_files_are_readable_by_collaborators_and_leftover_temporaries_are_removed(tmp_path, reference):
+    run = train(RunConfig(**TINY), RunStore(tmp_path), stop_after=4, progress=False)
+    leftover = run.path / ".metrics.csv.abc123.tmp"  # what a kill inside atomic_write leaves
+    leftover.write_text("half")
+    train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
+    assert not leftover.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [run.metrics_path, run.resume_path, run.path / "config.json", run.checkpoint_path(10)]:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+def test_an_empty_grok_runs_is_unset(monkeypatch):
+    from grok_lib.store import REPO_ROOT, default_root
+
+    monkeypatch.setenv("GROK_RUNS", "")
+    assert default_root() == REPO_ROOT / "runs"

@@ -98,6 +98,7 @@ def test_corrupt_checkpoint_gets_clear_error_and_is_not_overwritten(store, tiny_
 
 def test_run_directory_with_other_config_is_refused(store, tiny_config):
     run = store.run(tiny_config)
+    run.save_config()  # what a writer does once it holds the run
     with pytest.raises(GrokError) as err:
         store.open_dir(run.path, tiny_config.with_(lr=2e-3))
     assert err.value.field == "run_dir"

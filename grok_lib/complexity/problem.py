@@ -42,7 +42,7 @@ OBJECTIVES = tuple(CODERS)  # the coders a search may minimize
 
 
 def check_eps(eps: float) -> None:
-    require(isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0, "eps",
+    require(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0, "eps",
             f"distortion bound must be a finite number > 0, got {eps!r}")
 
 

@@ -171,6 +171,15 @@ def train_lmn_run(config: LMNRunConfig, root: str | Path, device: str = "cpu",
     run = open_run(root, config)
     if run.is_complete:
         return run
+    with run.lock("train"):
+        run.save_config()
+        return _train_lmn_locked(run, device, lmn_config, progress)
+
+
+def _train_lmn_locked(run: Run, device: str, lmn_config: LMNConfig, progress: bool) -> Run:
+    config = run.config
+    if run.is_complete:  # finished by whoever held the lock before us
+        return run
     split = make_task_split(config)
     split = TaskSplit(*(t.to(device) for t in (split.train_x, split.train_y, split.test_x, split.test_y, split.lmn_x)))
     torch.manual_seed(config.seed)

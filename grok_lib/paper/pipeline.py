@@ -153,5 +153,12 @@ def compute(profile: Profile, store: RunStore, extra: list[Job] = ()) -> None:
              ((j.args[0], j) for j in trains)}
     jobs = trains + track_jobs(runs, profile, after) + final_jobs(runs, profile, after) + list(extra)
     if jobs:
+        total = sum(c.epochs for c in configs)
+
+        def status() -> str:
+            trained = sum(min(r.resume_epoch(), r.config.epochs) for r in runs)
+            measured = sum(_measured(r, profile) for r in runs)
+            return f"{trained}/{total} epochs trained, {measured} checkpoints measured"
+
         Runner(profile.workers).run([replace(j, units=1) for j in jobs],
-                                    f"profile {profile.name}: train, track, rate-distortion", "job")
+                                    f"profile {profile.name}: train, track, rate-distortion", "job", status=status)

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import require
+from ..errors import GrokError, require
 from ..store import REPO_ROOT
 from .profiles import figures_dir, get_profile
 
@@ -152,11 +152,21 @@ def main(argv=None) -> int:
     if args.refresh_checks:
         refresh_checks(kernel=args.kernel)
         return 0
+    unknown = sorted(set(args.only or ()) - set(NOTEBOOKS))
     notebooks = [n for n in NOTEBOOKS if not args.only or n in args.only]
     start = time.perf_counter()
-    if not args.per_notebook:
-        precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks)
-    run_notebooks(args.profile, notebooks, kernel=args.kernel)
+    try:
+        require(not unknown, "only", f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
+        get_profile(args.profile)  # a bad --profile is refused before anything runs
+        if not args.per_notebook:
+            precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks)
+        run_notebooks(args.profile, notebooks, kernel=args.kernel)
+    except GrokError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again: what is stored is reused", file=sys.stderr)
+        return 130
     figures = sorted(p.name for p in figures_dir().glob("fig*.png"))
     print(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; figures in {figures_dir()}: "
           + ", ".join(figures))

@@ -21,6 +21,18 @@ POS_TABLES = ("context", "vocab")
 DEMO = dict(op="add", regime="wd", p=59, train_frac=0.3, d_model=128, d_mlp=512, n_layers=1, epochs=1200)
 
 
+def available_memory() -> int:
+    """Bytes of memory free for a new run (MemAvailable of /proc/meminfo; unbounded where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2**62
+
+
 def regime_preset(regime: str, op: str) -> dict[str, float]:
     """wd / noise / beta of a named regime: none (0, 0, 0), wd (1, 0, 0), ours (1, delta_op, 0.1)."""
     require(regime in REGIMES, "regime", f"unknown regime {regime!r}; allowed: {', '.join(REGIMES)}")
@@ -68,7 +80,8 @@ class RunConfig(StoredConfig):
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+        require(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63, "seed",
+                f"must be an integer in [0, 2^63), got {self.seed!r}")
         require(0.0 < self.train_frac < 1.0, "train_frac", f"must lie in (0, 1), got {self.train_frac}")
         require(isinstance(self.epochs, int) and self.epochs > 0, "epochs", f"must be a positive integer, got {self.epochs!r}")
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a positive number, got {self.lr}")
@@ -81,6 +94,19 @@ class RunConfig(StoredConfig):
         require(self.pos_table in POS_TABLES, "pos_table",
                 f"unknown positional table {self.pos_table!r}; allowed: {', '.join(POS_TABLES)}")
         self.model_config()  # validates the architecture fields
+        self.check_size()
+
+    def check_size(self) -> None:
+        """Refuse, before anything is allocated, a run whose data and weights cannot fit in this machine's
+        memory (the equations' token tensors, and the model with its AdamW moments and gradients)."""
+        equations = self.p * self.p * 5 * 8  # tokens (N, 4) and answers (N,), int64
+        d, layers, mlp, vocab = self.d_model, self.n_layers, self.d_mlp, self.p + 2
+        weights = 4 * (2 * vocab * d + layers * (4 * d * d + 2 * d * mlp))  # float32
+        needed = equations + 4 * weights  # weights, gradients, two AdamW moments
+        available = available_memory()
+        require(needed < available, "p" if equations > 4 * weights else "d_model",
+                f"this run needs about {needed / 2**30:.1f} GiB (p = {self.p}, d_model = {self.d_model}, "
+                f"d_mlp = {self.d_mlp}, {self.n_layers} layer(s)) but {available / 2**30:.1f} GiB are free")
 
     UNIT = "epoch"  # checkpoints and metrics are per epoch
     RESUMABLE = True  # training stores resume state (grok_lib.training.train)

@@ -244,6 +244,7 @@ def train_ensemble(configs: list[RunConfig], store: RunStore | None = None, devi
         for run in runs:
             if not run.is_complete:
                 locks.enter_context(run.lock("train"))
+                run.save_config()
         pending: dict[int, list[Run]] = defaultdict(list)
         for run in runs:
             if not run.is_complete:

@@ -34,10 +34,21 @@ def log_schedule(epochs: int, base: Fraction = Fraction(13, 10)) -> list[int]:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """CUDA when available, else CPU; an explicit choice wins."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when available, else CPU; an explicit choice wins (cpu, cuda or cuda:N, if this torch has it)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        chosen = None
+    require(chosen is not None and chosen.type in ("cpu", "cuda"), "device",
+            f"unknown device {device!r}; allowed: cpu, cuda, cuda:N")
+    if chosen.type == "cuda":
+        require(torch.cuda.is_available(), "device", "cuda was asked for, but this torch build sees no CUDA "
+                f"device (torch {torch.__version__}); use --device cpu")
+        require(chosen.index is None or chosen.index < torch.cuda.device_count(), "device",
+                f"{device} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return chosen
 
 
 @torch.no_grad()
@@ -156,7 +167,9 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     run = store.run(config)
     if run.is_complete:
         return run
+    device = pick_device(device)  # a bad device is refused before anything is written
     with run.lock("train", lock_wait):
+        run.save_config()
         return resume_training(run, device, progress, stop_after)
 
 
