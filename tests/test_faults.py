@@ -17,7 +17,8 @@ import torch
 from grok_lib.complexity.tracking import TrackingSettings, _track_locked, read_complexity, track_complexity
 from grok_lib.complexity.search import BayesConfig
 from grok_lib.errors import GrokError
-from grok_lib.store import RunStore, run_lock
+from grok_lib.files import run_lock
+from grok_lib.store import RunStore
 from grok_lib.training.config import RunConfig
 from grok_lib.training.train import logged_epochs, resume_training, train
 
@@ -146,7 +147,7 @@ def test_one_unreadable_run_does_not_hide_the_store(tmp_path, reference):
 
 # 5. bad stored data is refused on read -------------------------------------------------------------------
 def test_a_checkpoint_of_the_wrong_dtype_is_refused(tmp_path, reference):
-    from grok_lib.store import save_tensors
+    from grok_lib.files import save_tensors
 
     run = train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
     epoch = run.checkpoints()[-1]
@@ -190,7 +191,7 @@ def test_eps_must_be_a_number_not_a_bool():
 
 
 def test_garbled_resume_metadata_and_stray_checkpoint_files(tmp_path, reference):
-    from grok_lib.store import save_tensors
+    from grok_lib.files import save_tensors
 
     run = train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
     (run.path / "checkpoints" / "epoch_notanumber.safetensors").write_text("stray")

@@ -48,7 +48,8 @@ from ..errors import GrokError, require
 from .quantization import ALGORITHM_2_METHODS
 from .search import PAPER_EPS, BayesConfig, complexity_curve
 from ..jobs import Job, Runner
-from ..store import Run, write_text_atomic
+from ..files import write_text_atomic
+from ..store import Run
 
 COMPLEXITY_FILE = "complexity.csv"
 SETTINGS_FILE = "complexity.json"

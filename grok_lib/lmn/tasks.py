@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from ..errors import require
 from .measure import LMNConfig, lmn_samples, mlp_lmn
 from ..training.model import MLP, MLPConfig
-from ..store import Run, RunStore, StoredConfig, save_tensors
+from ..files import save_tensors
+from ..store import Run, RunStore, StoredConfig
 from ..training.train import evaluate, l2_norm, log_schedule
 
 # task -> (symbols per input, classes, description)

@@ -25,7 +25,7 @@ from ..complexity.coders import CODERS
 from ..complexity.problem import ComplexityProblem
 from ..training.data import make_split
 from ..errors import require
-from ..store import write_text_atomic
+from ..files import write_text_atomic
 
 GRID_FILE = "coarse_grid_epoch{epoch:06d}.csv"
 DISTORTION_FLOOR = 1e-6  # distortions below this are drawn at it, so a log axis can show exact zeros

@@ -36,7 +36,7 @@ from ..complexity.search import BayesConfig, measure_complexity
 from ..complexity.tracking import answer_columns, upgrade_columns
 from ..jobs import Job, Runner
 from ..store import Run
-from ..store import write_text_atomic
+from ..files import write_text_atomic
 from ..training.train import log_schedule
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..complexity.tracking import load_complexity, measure_checkpoint, read_complexity, read_table, track_complexity
 from ..jobs import Job, Runner
-from ..store import Run, RunStore, write_text_atomic
+from ..files import write_text_atomic
+from ..store import Run, RunStore
 from ..training.config import RunConfig
 from ..training.data import make_split
 from ..training.ensemble import SHARED_FIELDS, train_ensemble

@@ -79,7 +79,7 @@ def export_html(executed: Path) -> Path:
     for reading without a kernel."""
     import nbconvert
 
-    from ..store import write_text_atomic
+    from ..files import write_text_atomic
 
     body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
     target = Path(executed).with_suffix(".html")
@@ -123,7 +123,7 @@ def refresh_checks(notebooks=NOTEBOOKS, kernel: str = KERNEL) -> None:
 
     import nbformat
 
-    from ..store import write_text_atomic
+    from ..files import write_text_atomic
 
     references = read_references()
     with tempfile.TemporaryDirectory() as tmp:
