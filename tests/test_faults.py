@@ -279,3 +279,48 @@ def test_an_empty_grok_runs_is_unset(monkeypatch):
 
     monkeypatch.setenv("GROK_RUNS", "")
     assert default_root() == REPO_ROOT / "runs"
+
+
+# 10. your own networks: any floating dtype, buffers in the description ------------------------------------
+def _mlp_problem(dtype, with_norm=False):
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(6, 16)] + ([torch.nn.BatchNorm1d(16)] if with_norm else []) + \
+             [torch.nn.ReLU(), torch.nn.Linear(16, 3)]
+    model = torch.nn.Sequential(*layers).to(dtype)
+    x = torch.randn(64, 6, dtype=dtype)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    if with_norm:  # running statistics that the output depends on in eval mode
+        model.train()
+        with torch.no_grad():
+            model(x)
+        model.eval()
+    return model, x, y
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_measure_complexity_takes_any_floating_dtype(dtype):
+    from grok_lib.complexity.problem import ComplexityProblem
+    from grok_lib.complexity.search import measure_complexity
+
+    model, x, y = _mlp_problem(dtype)
+    loss = lambda out, t: torch.nn.functional.cross_entropy(out.float(), t)  # noqa: E731
+    result = measure_complexity(model, loss, (x, y), eps=0.5, algorithm=2)
+    problem = ComplexityProblem(model, loss, (x, y))
+    assert result.paper_bytes > 0 and abs(result.train_loss - problem.reference_loss) < 0.5
+    cg = problem.coarse_grain(problem.grainer.ranks(None), result.delta, None)
+    weights = problem.weights_on_device(cg)
+    assert all(w.dtype == dtype for w in weights.values())  # evaluated in the module's own dtype
+
+
+def test_floating_buffers_are_part_of_the_description():
+    from grok_lib.complexity.problem import ComplexityProblem, described_tensors
+
+    model, x, y = _mlp_problem(torch.float32, with_norm=True)
+    described = described_tensors(model)
+    assert {"1.running_mean", "1.running_var"} <= set(described) and "1.num_batches_tracked" not in described
+    problem = ComplexityProblem(model, torch.nn.functional.cross_entropy, (x, y))
+    assert set(problem.grainer.names) == set(described)
+    with torch.no_grad():
+        model[1].running_var.mul_(100.0)  # the buffers change the output: the measured loss must follow
+    moved = ComplexityProblem(model, torch.nn.functional.cross_entropy, (x, y))
+    assert moved.reference_loss != problem.reference_loss

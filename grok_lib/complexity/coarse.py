@@ -157,7 +157,7 @@ class CoarseGrainer:
         self.names = list(weights)
         self.arrays = {}
         for name, value in weights.items():
-            array = value.detach().cpu().numpy().astype(np.float32)
+            array = value.detach().cpu().float().numpy()  # float32 whatever the module's dtype
             require(bool(np.all(np.isfinite(array))), "module", f"parameter {name!r} contains NaN or inf")
             self.arrays[name] = array
         self.spectra = {name: spectrum(m) for name, a in self.arrays.items()

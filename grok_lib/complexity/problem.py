@@ -41,6 +41,15 @@ __all__ = ["OBJECTIVES", "ComplexityProblem", "ComplexityResult", "Evaluation", 
 OBJECTIVES = tuple(CODERS)  # the coders a search may minimize
 
 
+def described_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What the description of `module` holds: every parameter and every floating-point buffer (e.g. batch
+    norm's running statistics), since the output depends on both. Integer and boolean buffers (counters,
+    masks) are structure, part of the architecture, and left as they are."""
+    tensors = dict(module.named_parameters())
+    tensors.update({name: b for name, b in module.named_buffers() if b.is_floating_point()})
+    return tensors
+
+
 def check_eps(eps: float) -> None:
     require(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0, "eps",
             f"distortion bound must be a finite number > 0, got {eps!r}")
@@ -78,8 +87,9 @@ class ComplexityProblem:
         require(objective in CODERS, "objective", f"unknown coder {objective!r}; allowed: {', '.join(CODERS)}")
         require(threads is None or (isinstance(threads, int) and threads >= 1), "threads",
                 f"must be a positive integer or None, got {threads!r}")
-        params = dict(module.named_parameters())
+        params = described_tensors(module)
         require(len(params) > 0, "module", "has no parameters to coarse-grain")
+        self.dtypes = {name: p.dtype for name, p in params.items()}
         self.module, self.loss_fn = module, loss_fn
         self.device = next(iter(params.values())).device
         # vmap'd batches are for a GPU; on a CPU one point at a time is faster (benchmarks/RESULTS.md)
@@ -145,7 +155,9 @@ class ComplexityProblem:
 
     def weights_on_device(self, cg: CoarseGrained) -> dict[str, torch.Tensor]:
         with self.timed("coarse_grain"):
-            return {k: v.to(self.device) for k, v in cg.weights().items()}
+            # the decoded float32 grid values, cast to each tensor's own dtype: the description plus this
+            # rule gives exactly the weights evaluated, for float64, float16 and bfloat16 modules alike
+            return {k: v.to(device=self.device, dtype=self.dtypes[k]) for k, v in cg.weights().items()}
 
     def evaluate(self, tau: float | None, delta: float, eps: float, prefetch: bool = False) -> Evaluation:
         """The training loss of Q(R(theta, tau), Delta), exact unless it provably exceeds L(theta) + eps.

@@ -209,8 +209,9 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
                        algorithm_2_method: str = "sweep") -> ComplexityResult:
     """Complexity of any nn.Module at distortion eps on the FULL training set (Algorithms 1 and 2).
 
-    module: any torch.nn.Module; every parameter is coarse-grained (matrices, and >2-D tensors viewed as
-    (shape[0], -1), may be low-rank factorized; others only quantized). Buffers are left as they are.
+    module: any torch.nn.Module, of any floating dtype; every parameter and floating-point buffer is
+    coarse-grained (problem.described_tensors: matrices, and >2-D tensors viewed as (shape[0], -1), may be
+    low-rank factorized; others only quantized); integer and boolean buffers are left as they are.
     loss_fn(outputs, targets): the MEAN loss over a batch, >= 0 per example (e.g. F.cross_entropy).
     train_data, test_data: (inputs, targets) tensor pairs; inputs go to module(inputs) in one call per chunk.
     algorithm: 1 = Algorithm 1 (Bayesian optimization of tau and Delta); 2 = Algorithm 2 (Delta only).

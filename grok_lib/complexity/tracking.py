@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from .bounds import generalization_bound, total_description_length
 from .coders import naive_size
-from .problem import OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
+from .problem import described_tensors, OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from ..training.data import make_split
 from ..errors import GrokError, require
 from .quantization import ALGORITHM_2_METHODS
@@ -151,7 +151,7 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     model = run.load_model(epoch, device)
     problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), (split.test_x, split.test_y),
                                 one_sided=settings.one_sided, objective=settings.objective)
-    naive = naive_size(dict(model.named_parameters()))
+    naive = naive_size(described_tensors(model))
     rows = []
     for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
                                   algorithm_2_method=settings.algorithm_2):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..errors import require
 from .measure import LMNConfig, lmn_samples, mlp_lmn
+from ..training.data import seeded_split
 from ..training.model import MLP, MLPConfig
 from ..files import save_tensors
 from ..store import Run, RunStore, StoredConfig
@@ -137,10 +138,7 @@ class TaskSplit:
 def make_task_split(config: LMNRunConfig) -> TaskSplit:
     """Seeded 80/20 split of the task's examples, and the fixed LMN sample draw."""
     x, y = task_data(config.task)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))
-    n_train = int(round(config.train_frac * len(x)))
-    require(0 < n_train < len(x), "train_frac", f"{config.train_frac} leaves an empty train or test set")
-    train, test = order[:n_train], order[n_train:]
+    train, test = seeded_split(len(x), config.train_frac, config.seed)
     pool = {"train": x[train], "test": x[test], "all": x}[config.lmn_from]
     return TaskSplit(x[train], y[train], x[test], y[test], lmn_samples(pool, config.lmn_samples, config.seed))
 

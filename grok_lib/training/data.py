@@ -59,6 +59,15 @@ class Split:
         )
 
 
+def seeded_split(n: int, train_frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test indices of n examples: the first round(train_frac * n) of a permutation seeded with
+    `seed` (every dataset of grok_lib is split this way)."""
+    n_train = int(round(train_frac * n))
+    require(0 < n_train < n, "train_frac", f"{train_frac} leaves an empty train or test set")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[:n_train], order[n_train:]
+
+
 def make_split(op: str, p: int = 113, train_frac: float | None = None, seed: int = 0) -> Split:
     """Split all equations of `op` by a random permutation seeded with `seed`.
 
@@ -69,8 +78,5 @@ def make_split(op: str, p: int = 113, train_frac: float | None = None, seed: int
         train_frac = OPS[op].train_frac
     require(0.0 < train_frac < 1.0, "train_frac", f"must lie in (0, 1), got {train_frac}")
     x, y = all_equations(op, p)
-    n_train = int(round(train_frac * len(x)))
-    require(0 < n_train < len(x), "train_frac", f"{train_frac} leaves an empty train or test set")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    train, test = order[:n_train], order[n_train:]
+    train, test = seeded_split(len(x), train_frac, seed)
     return Split(x[train], y[train], x[test], y[test], vocab_size=p + 2)
