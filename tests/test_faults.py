@@ -250,15 +250,22 @@ def test_reproduce_with_an_unknown_profile_is_one_line():
 def test_ctrl_c_says_how_to_resume(tmp_path):
     import signal
 
+    # a shell's background job inherits SIGINT ignored, and Python then keeps it ignored: restore the default
     proc = subprocess.Popen([sys.executable, "-m", "grok_lib", "--store", str(tmp_path), "train", *TINY_ARGS[:-3],
-                             "--epochs", "100000", "--quiet"], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(tmp_path.glob("*/metrics.csv")):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+                             "--epochs", "100000", "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list(tmp_path.glob("*/metrics.csv")):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave a 100,000-epoch run behind
+        proc.wait()
     assert proc.returncode == 130 and "Traceback" not in err
     assert err.strip() == "interrupted; run the same command again to resume"
+    assert not list(tmp_path.glob("*/.lock-train"))  # the lock went with it
 
 
 # 9. leftovers ------------------------------------------------------------------------------------------------
@@ -324,3 +331,26 @@ def test_floating_buffers_are_part_of_the_description():
         model[1].running_var.mul_(100.0)  # the buffers change the output: the measured loss must follow
     moved = ComplexityProblem(model, torch.nn.functional.cross_entropy, (x, y))
     assert moved.reference_loss != problem.reference_loss
+
+
+def test_a_full_disk_loses_nothing_already_written(tmp_path, monkeypatch, reference):
+    import errno
+
+    import grok_lib.files as files
+
+    config = RunConfig(**TINY)
+    run = train(config, RunStore(tmp_path), progress=False, stop_after=6)
+    before = {p: p.read_bytes() for p in [run.metrics_path, run.resume_path]}
+    real = files.os.replace
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(files.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        train(config, RunStore(tmp_path), progress=False)
+    monkeypatch.setattr(files.os, "replace", real)
+    assert {p: p.read_bytes() for p in before} == before  # the last complete state is intact
+    assert not list(run.path.rglob("*.tmp")) and not (run.path / ".lock-train").exists()
+    train(config, RunStore(tmp_path), progress=False)  # and resumes from it
+    same_training(run, reference)

@@ -31,6 +31,7 @@ def test_a_rate_distortion_table_with_the_old_column_names_is_reused_and_read_wi
 
     p = get_profile("ci")
     run = RunStore(tmp_path).run(p.configs()[0])
+    run.save_config()  # a stored run (opening one writes nothing)
     old = pd.DataFrame(dict(epoch=[40], eps=[1.0], complexity_bytes=[900], pooled_bytes=[800], alg2_bytes=[850],
                             bound=[3.5], coarse_train_loss=[0.1], naive_bytes=[9000], settings=[_final_stamp(p)]))
     (run.path / RATE_DISTORTION_FILE).write_text(old.to_csv(index=False))
