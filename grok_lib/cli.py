@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .training.config import DEMO, REGIMES, RunConfig
 from .training.ops import OPS
 from .training.regularizers import PENALTIES
-from .errors import GrokError
+from .errors import GrokError, run_command
 from .store import RunStore, default_root
 
 
@@ -185,7 +184,12 @@ def _complexity(args, store: RunStore) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def store_problem(err: OSError) -> str:  # a store that is a file, read-only, a name too long, a full disk
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        return f"store: {err.strerror or err}{where}; check --store ({args.store or default_root()})"
+
+    def body() -> int:
         store = RunStore(args.store)
         if args.command == "train":
             from .training.train import grokking_epochs, train
@@ -227,15 +231,6 @@ def main(argv=None) -> int:
                 print(f"{run.path.name:40s} {run.unit} {done:>6}/{run.config.length}")
             for path, message in problems:
                 print(f"{path.name:40s} unreadable: {message}")
-    except GrokError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    except OSError as err:  # the store: a file, read-only, a name too long, a full disk
-        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        print(f"error: store: {err.strerror or err}{where}; check --store ({args.store or default_root()})",
-              file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_command(body, on_os_error=store_problem)

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import GrokError, require
+from ..errors import require, run_command
 from ..store import REPO_ROOT
 from .profiles import figures_dir, get_profile
 
@@ -154,23 +154,20 @@ def main(argv=None) -> int:
         return 0
     unknown = sorted(set(args.only or ()) - set(NOTEBOOKS))
     notebooks = [n for n in NOTEBOOKS if not args.only or n in args.only]
-    start = time.perf_counter()
-    try:
+
+    def body() -> int:
+        start = time.perf_counter()
         require(not unknown, "only", f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
         get_profile(args.profile)  # a bad --profile is refused before anything runs
         if not args.per_notebook:
             precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks)
         run_notebooks(args.profile, notebooks, kernel=args.kernel)
-    except GrokError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again: what is stored is reused", file=sys.stderr)
-        return 130
-    figures = sorted(p.name for p in figures_dir().glob("fig*.png"))
-    print(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; figures in {figures_dir()}: "
-          + ", ".join(figures))
-    return 0
+        figures = sorted(p.name for p in figures_dir().glob("fig*.png"))
+        print(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; figures in {figures_dir()}: "
+              + ", ".join(figures))
+        return 0
+
+    return run_command(body, "interrupted; run the same command again: what is stored is reused")
 
 
 if __name__ == "__main__":
