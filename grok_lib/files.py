@@ -51,7 +51,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def _retrain_advice(path: Path) -> str:
+def retrain_advice(path: Path) -> str:
     """What to do about a corrupt file of a run: retraining from epoch 0 rewrites every checkpoint (the
     same config reproduces the run), and training restarts from 0 exactly when resume.safetensors is gone."""
     path = Path(path)
@@ -71,7 +71,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {_retrain_advice(path)}") from None
+        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {retrain_advice(path)}") from None
 
 
 def load_metadata(path: Path) -> dict[str, str]:
@@ -81,7 +81,7 @@ def load_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {_retrain_advice(path)}") from None
+        raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {retrain_advice(path)}") from None
 
 
 LOCK_POLL_S = 0.5

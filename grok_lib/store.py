@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from .errors import CheckpointError, GrokError
-from .files import _retrain_advice, load_metadata, load_tensors, run_lock, save_tensors, write_text_atomic
+from .files import retrain_advice, load_metadata, load_tensors, run_lock, save_tensors, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout that holds grok_lib/ (when it is one)
 
@@ -167,7 +167,7 @@ class Run:
         epoch = load_metadata(self.resume_path).get("epoch", "")
         if not epoch.isdigit():
             raise CheckpointError("resume", f"{self.resume_path} has no readable epoch in its metadata "
-                                  f"({epoch!r}); {_retrain_advice(self.resume_path)}")
+                                  f"({epoch!r}); {retrain_advice(self.resume_path)}")
         return int(epoch)
 
     def load_resume(self) -> dict[str, torch.Tensor]:

@@ -28,10 +28,15 @@ def _train_cost(config: RunConfig) -> float:
     return config.n_layers * (2.5 if config.beta else 1.0) * config.epochs
 
 
+def _train_name(run: Run) -> str:
+    return f"train {run.path.name}"
+
+
 def train_jobs(configs: list[RunConfig], store: RunStore) -> list[Job]:
     """One job per config not finished in `store`."""
-    return [Job(f"train {store.run(c).path.name}", _train_job, (c, str(store.root)), cost=_train_cost(c),
-                units=c.epochs) for c in configs if not store.run(c).is_complete]
+    runs = [store.run(c) for c in configs]
+    return [Job(_train_name(r), _train_job, (r.config, str(store.root)), cost=_train_cost(r.config),
+                units=r.config.epochs) for r in runs if not r.is_complete]
 
 
 def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, ensemble: bool = False) -> list:
@@ -150,8 +155,7 @@ def compute(profile: Profile, store: RunStore, extra: list[Job] = ()) -> None:
         train_missing(configs, store, ensemble=True)
     trains = train_jobs(configs, store)
     runs = [store.run(c) for c in configs]
-    after = {store.run(c).path: job.name for c, job in
-             ((j.args[0], j) for j in trains)}
+    after = {r.path: _train_name(r) for r in runs if not r.is_complete}  # tracking waits for its training
     jobs = trains + track_jobs(runs, profile, after) + final_jobs(runs, profile, after) + list(extra)
     if jobs:
         total = sum(c.epochs for c in configs)
