@@ -16,7 +16,7 @@ import pytest
 from grok_lib.errors import GrokError
 from grok_lib.paper.figures import mean_se
 from grok_lib.paper.profiles import get_profile, profile_configs
-from grok_lib.paper.reproduce import CHECK_MARK, NOTEBOOK_DIR, NOTEBOOKS, read_references
+from grok_lib.paper.reproduce import CHECK_MARK, LANES, NOTEBOOK_DIR, NOTEBOOKS, read_references, run_notebooks
 
 NOTEBOOK_PATHS = [NOTEBOOK_DIR / name for name in NOTEBOOKS]
 JSON_TYPES = (str, int, float, bool, type(None), list, dict)
@@ -30,6 +30,27 @@ def test_the_batch_runs_every_notebook_in_reading_order():
     on_disk = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     assert list(NOTEBOOKS) == on_disk
     assert [n[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+
+
+def test_the_two_lanes_hold_every_notebook_once_in_reading_order_and_slider_caches_share_one():
+    assert sorted(n for lane in LANES for n in lane) == sorted(NOTEBOOKS)
+    for lane in LANES:
+        assert list(lane) == sorted(lane)
+    sliders = [n for n in NOTEBOOKS if "explorer" in "".join(c.source for c in code_cells(NOTEBOOK_DIR / n))]
+    assert len(sliders) >= 2 and any(set(sliders) <= set(lane) for lane in LANES)
+
+
+def test_a_third_lane_is_refused_naming_the_argument(tmp_path):
+    with pytest.raises(GrokError, match="lanes"):
+        run_notebooks("ci", NOTEBOOKS, tmp_path, lanes=3)
+
+
+def test_cpu_profile_trains_the_two_layer_ops_for_fewer_epochs(monkeypatch):
+    monkeypatch.delenv("GROK_PROFILE", raising=False)
+    cpu = get_profile("cpu")
+    epochs = {(c.op, c.n_layers): c.epochs for c in cpu.configs()}
+    assert epochs == {("add", 1): 1200, ("mul", 1): 1200, ("sub", 2): 800, ("div", 2): 800}
+    assert cpu.epochs == 1200 and cpu.fields_for("sub")["p"] == cpu.fields_for("add")["p"] == 59
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)

@@ -7,8 +7,8 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
     ci     seconds: a toy transformer (p = 11), 40 epochs, one seed; checks that every cell runs, not the
            science (it does not even memorize).
     cpu    a laptop reproduction on 2 cores: the CPU demo's modulus, train fraction, width and epochs
-           (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs) with the paper's layers, all four
-           ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with 8 probes (the
+           (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs; 800 for the 2-layer - and /) with
+           the paper's layers, all four ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with 8 probes (the
            authors' 2 + CPU_PROBES), 2 random and 6 guided points and Algorithm 2's edges-only sweep at
            eps = 1 on every logged checkpoint from epoch 30.
     paper  the full protocol (PROTOCOL.md): p = 113, 4 ops, 3 regimes, 6 seeds, 10^4 epochs, the authors'
@@ -38,6 +38,10 @@ PROFILES = ("ci", "cpu", "paper")
 # and 10 more points, the search never beat quantization alone (Algorithm 2) on the CPU demo model, while a
 # fixed 48-point (tau, Delta) grid beat it by up to a third; these six points cover the grid's winners.
 CPU_PROBES = tuple((tau, delta) for tau in (0.9, 0.95, 0.98) for delta in (0.03, 0.1))
+# The 2-layer ops (- and /) of the cpu profile train for fewer epochs than the 1-layer ones: at p = 59 and 30 %
+# they memorize by epoch 112-417 (or never) and generalize in no regime by 1,200 (benchmarks/RESULTS.md), and
+# each of their epochs costs ~4x a 1-layer one; 800 keeps a cold `make reproduce` under 30 minutes.
+CPU_TWO_LAYER_EPOCHS = 800
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Profile:
     regimes: tuple[str, ...]  # default regimes (none / wd / ours)
     seeds: tuple[int, ...]  # default seeds; curves are mean +- standard error over these
     run_fields: dict = field(default_factory=dict)  # RunConfig fields shared by every run of the grid
+    op_fields: dict = field(default_factory=dict)  # op -> RunConfig fields that override run_fields for that op
     bayes: BayesConfig = BayesConfig()  # Algorithm 1's budget at every tracked checkpoint
     track_eps: tuple[float, ...] = (1.0,)  # eps measured along training (Figs 1-3, 5-7, 11 use eps = 1)
     final_eps: tuple[float, ...] = PAPER_EPS  # eps measured on the final checkpoint (Fig 4)
@@ -93,9 +98,14 @@ class Profile:
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
 
+    def fields_for(self, op: str) -> dict:
+        """The RunConfig fields of this profile's runs of `op`: run_fields, then op_fields[op] over them."""
+        return {**self.run_fields, **self.op_fields.get(op, {})}
+
     @property
     def epochs(self) -> int:
-        return self.run_fields.get("epochs", RunConfig().epochs)
+        """The longest run's epochs."""
+        return max(self.fields_for(op).get("epochs", RunConfig().epochs) for op in self.ops)
 
 
 def _cpu_fields() -> dict:
@@ -122,6 +132,7 @@ def get_profile(name: str) -> Profile:
     if name == "cpu":
         return Profile(
             name="cpu", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
+            op_fields={op: {"epochs": CPU_TWO_LAYER_EPOCHS} for op in ("sub", "div")},
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
             algorithm_2="sweep-edges", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"])
@@ -136,7 +147,7 @@ def profile_configs(profile: Profile | str, ops=None, regimes=None, seeds=None) 
         profile = get_profile(profile)
     ops, regimes, seeds = (tuple(a) if a else d for a, d in
                            ((ops, profile.ops), (regimes, profile.regimes), (seeds, profile.seeds)))
-    return [RunConfig(op=op, regime=regime, seed=int(seed), **profile.run_fields)
+    return [RunConfig(op=op, regime=regime, seed=int(seed), **profile.fields_for(op))
             for op in ops for regime in regimes for seed in seeds]
 
 

@@ -28,36 +28,63 @@ from .profiles import figures_dir, get_profile
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("01_theory.ipynb", "02_training.ipynb", "03_coarse_graining.ipynb", "04_rate_distortion.ipynb",
              "05_bounds.ipynb", "06_lmn.ipynb")
+# Notebooks that may run at the same time: each lane runs in order, the lanes side by side. 01, 03 and 04
+# cache slider points in a run directory (at ci all three on one run), so they share a lane.
+LANES = (("01_theory.ipynb", "03_coarse_graining.ipynb", "04_rate_distortion.ipynb"),
+         ("02_training.ipynb", "05_bounds.ipynb", "06_lmn.ipynb"))
 KERNEL = "python3"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 REFERENCES = NOTEBOOK_DIR / "nbval_references.json"
 
 
 def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NOTEBOOK_DIR / "executed",
-                  kernel: str = KERNEL, progress: bool = True) -> list[Path]:
-    """Execute `notebooks` in order at `profile` into out_dir; return the executed paths.
+                  kernel: str = KERNEL, progress: bool = True, lanes: int = 1) -> list[Path]:
+    """Execute `notebooks` at `profile` into out_dir; return the executed paths (in NOTEBOOKS order).
 
-    The resolved profile is also exported as GROK_PROFILE, which the notebooks' derived cell honours, so a
-    notebook never runs at a different size from the one it was asked for.
+    lanes=1 runs them one after another; lanes=2 runs the two LANES side by side (a kernel each; their
+    papermill progress bars are then off, each notebook prints a line when done). The resolved profile is
+    also exported as GROK_PROFILE, which the notebooks' derived cell honours, so a notebook never runs at a
+    different size from the one it was asked for.
     """
-    import papermill
-
+    require(lanes in (1, 2), "lanes", f"must be 1 or 2, got {lanes!r}")
     name = get_profile(profile).name
     os.environ["GROK_PROFILE"] = name
     os.environ.setdefault("GROK_FIGURES", str(REPO_ROOT / "figures"))  # only the batch run writes figures/
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for notebook in notebooks:
-        start = time.perf_counter()
-        print(f"[{name}] {notebook} ...", flush=True)
-        papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out_dir / notebook),
-                                   parameters={"profile": name}, kernel_name=kernel, cwd=str(NOTEBOOK_DIR),
-                                   progress_bar=progress, log_output=False, request_save_on_cell_execute=True)
-        html = export_html(out_dir / notebook)
-        print(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s; {html}", flush=True)
-        done.append(out_dir / notebook)
-    return done
+    wanted = [n for n in NOTEBOOKS if n in notebooks]
+    if lanes == 1:
+        groups = [wanted]
+    else:
+        groups = [[n for n in lane if n in wanted] for lane in LANES]
+        groups.append([n for n in wanted if not any(n in lane for lane in LANES)])
+        groups = [g for g in groups if g]
+
+    def run_lane(group) -> None:
+        for notebook in group:
+            _execute(name, notebook, out_dir, kernel, progress and len(groups) == 1)
+
+    if len(groups) == 1:
+        run_lane(groups[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(groups)) as pool:  # each thread waits on its own kernel process
+            for future in [pool.submit(run_lane, g) for g in groups]:
+                future.result()  # the first failure is raised, after every lane has stopped
+    return [out_dir / n for n in wanted]
+
+
+def _execute(name: str, notebook: str, out_dir: Path, kernel: str, progress: bool) -> None:
+    import papermill
+
+    start = time.perf_counter()
+    print(f"[{name}] {notebook} ...", flush=True)
+    papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out_dir / notebook),
+                               parameters={"profile": name}, kernel_name=kernel, cwd=str(NOTEBOOK_DIR),
+                               progress_bar=progress, log_output=False, request_save_on_cell_execute=True)
+    html = export_html(out_dir / notebook)
+    print(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s; {html}", flush=True)
 
 
 def precompute(profile: str = "auto", with_lmn: bool = True) -> None:
@@ -142,6 +169,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grok_lib.paper.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="auto", help="ci, cpu, paper or auto (paper with CUDA, else cpu)")
     parser.add_argument("--only", nargs="*", help="run only these notebooks (file names), still in order")
+    parser.add_argument("--lanes", type=int, default=None,
+                        help="notebooks run side by side: 1 or 2 (default: 2 with at least 2 CPU cores, else 1)")
     parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")
     parser.add_argument("--refresh-checks", action="store_true",
                         help="re-execute at ci and store the NBVAL_CHECK_OUTPUT reference outputs")
@@ -161,7 +190,8 @@ def main(argv=None) -> int:
         get_profile(args.profile)  # a bad --profile is refused before anything runs
         if not args.per_notebook:
             precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks)
-        run_notebooks(args.profile, notebooks, kernel=args.kernel)
+        lanes = args.lanes if args.lanes is not None else (2 if (os.cpu_count() or 1) >= 2 else 1)
+        run_notebooks(args.profile, notebooks, kernel=args.kernel, lanes=lanes)
         figures = sorted(p.name for p in figures_dir().glob("fig*.png"))
         print(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; figures in {figures_dir()}: "
               + ", ".join(figures))
