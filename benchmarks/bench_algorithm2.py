@@ -25,7 +25,7 @@ from grok_lib.store import RunStore
 from grok_lib.training.train import grokking_epochs
 
 SWEEPS = [("sweep", 4, 8), ("sweep", 8, 0), ("sweep", 8, 8), ("sweep", 16, 8), ("sweep-edges", 8, 8),
-          ("sweep-edges", 16, 8)]
+          ("sweep-edges", 16, 8), ("sweep-top", 8, 8)]
 FINEST = (32, 12)  # the reference: 32 points per decade, 12 refinement steps
 
 

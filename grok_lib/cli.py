@@ -96,7 +96,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("runs", help="list the stored runs and their progress")
     _add_complexity_parser(sub)
+
+    p_compute = sub.add_parser(
+        "compute", help="train and measure a profile's whole grid (what its figures read) on a Dask cluster",
+        description="Train every run of a profile, track its complexity and measure the final checkpoints, as "
+                    "one set of jobs on a Dask cluster (default: a local one, one process and thread per core). "
+                    "Finished work in the run store is reused; an interrupted sweep resumes.",
+        epilog="Example: python -m grok_lib compute --profile p113 --export results/p113")
+    p_compute.add_argument("--profile", default="p113", help="ci, cpu, p113 or paper (default p113)")
+    p_compute.add_argument("--export", type=Path, help="then write the small tables (no checkpoints) and their "
+                           "provenance to this folder (e.g. results/p113)")
+    p_compute.add_argument("--lmn", action="store_true", help="also the LMN paper's tasks of the profile")
+    g = p_compute.add_argument_group("where the jobs run (default: a local Dask cluster)")
+    g.add_argument("--workers", type=int, help="local worker processes (default: the profile's; 1 = in this process)")
+    g.add_argument("--scheduler", help="a running Dask scheduler: tcp://host:port or its scheduler file")
+    g.add_argument("--slurm-queue", help="submit Dask workers as Slurm jobs to this partition (dask-jobqueue)")
+    g.add_argument("--slurm-walltime", default="01:00:00", help="Slurm walltime per job (default 01:00:00)")
+    g.add_argument("--slurm-cores", type=int, default=4, help="worker processes (one core each) per Slurm job")
+    g.add_argument("--slurm-memory", default="16GB", help="memory per Slurm job (default 16GB)")
+    g.add_argument("--slurm-jobs", type=int, default=1, help="Slurm jobs to start (default 1)")
+    g.add_argument("--slurm-extra", action="append", default=[], help="extra #SBATCH directive, repeatable")
     return parser
+
+
+def cluster_from(args, default_workers: int):
+    """The grok_lib.jobs Cluster that the --workers / --scheduler / --slurm-* options describe."""
+    from .jobs.cluster import Cluster, Slurm
+
+    slurm = None
+    if args.slurm_queue is not None:
+        slurm = Slurm(queue=args.slurm_queue, walltime=args.slurm_walltime, cores=args.slurm_cores,
+                      memory=args.slurm_memory, jobs=args.slurm_jobs, extra=tuple(args.slurm_extra))
+    return Cluster(workers=args.workers if args.workers is not None else default_workers, scheduler=args.scheduler,
+                   slurm=slurm)
+
+
+def _compute(args, store: RunStore) -> None:
+    import time
+
+    from .paper.lmn_reproduce import lmn_jobs, notebook_out_dir
+    from .paper.pipeline import compute
+    from .paper.profiles import get_profile
+    from .paper.tables import export_tables
+
+    profile = get_profile(args.profile)
+    cluster = cluster_from(args, profile.workers)
+    start = time.perf_counter()
+    compute(profile, store, extra=lmn_jobs(notebook_out_dir(profile.name), profile.name) if args.lmn else [],
+            cluster=cluster)
+    wall = time.perf_counter() - start
+    print(f"profile {profile.name}: {len(profile.configs())} runs trained and measured in {store.root} ({wall:.0f} s)")
+    if args.export is not None:
+        out = export_tables(profile, store, args.export, wall_s=wall)
+        print(f"tables and provenance written to {out}")
 
 
 def _grid(args, store: RunStore) -> None:
@@ -140,7 +192,8 @@ def _add_complexity_parser(sub) -> None:
     g.add_argument("--objective", default="paper", choices=list(CODERS), help="coder Algorithm 1 minimizes: "
                    + "; ".join(f"{name}: {coder.description}" for name, coder in CODERS.items()) + " (default paper)")
     g.add_argument("--algorithm-2", default="sweep", help="Algorithm 2's search: sweep (the paper's, default), "
-                   "sweep-edges (compress only the top of each feasible run) or bisection (the authors' code)")
+                   "sweep-edges (compress only the top of each feasible run), sweep-top (the largest feasible Delta "
+                   "of the grid, from the top down) or bisection (the authors' code)")
     g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     g.add_argument("--workers", type=int, default=1,
                    help="checkpoints measured at once, one process and core each (default 1)")
@@ -210,6 +263,8 @@ def main(argv=None) -> int:
             _complexity(args, store)
         elif args.command == "grid":
             _grid(args, store)
+        elif args.command == "compute":
+            _compute(args, store)
         elif args.command == "lmn":
             from .paper.lmn_reproduce import reproduce_lmn
 

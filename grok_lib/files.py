@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -44,6 +45,11 @@ def atomic_write(path: Path, write) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def copy_atomic(source: Path, path: Path) -> None:
+    """Copy the file `source` to `path` (through a temporary file and a rename)."""
+    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -130,6 +130,8 @@ def test_the_sweep_finds_feasible_bins_that_bisection_misses():
     sweep = quantization_complexity(problem, eps, method="sweep")
     assert bisection.delta < 0.05  # bisection settles below the exact grid, assuming monotone feasibility
     assert sweep.delta >= 0.05 and sweep.paper_bytes <= problem.size(exact) < bisection.paper_bytes
+    top = quantization_complexity(ComplexityProblem(net, F.cross_entropy, train), eps, method="sweep-top")
+    assert top.delta >= 0.05 and top.paper_bytes < bisection.paper_bytes
 
 
 def test_the_edges_sweep_compresses_only_the_top_of_each_feasible_run(trained):
@@ -139,6 +141,16 @@ def test_the_edges_sweep_compresses_only_the_top_of_each_feasible_run(trained):
     b = quantization_complexity(edges, 0.2, method="sweep-edges")
     assert a.n_evaluations == b.n_evaluations and len(edges.sizes) < len(full.sizes) / 3
     # a subset of the full sweep's sizes: never smaller; bz2's size is only roughly monotone in Delta
+    assert a.paper_bytes <= b.paper_bytes <= 1.05 * a.paper_bytes
+
+
+def test_the_top_down_sweep_stops_at_the_largest_feasible_delta_of_the_full_sweep(trained):
+    net, train, _ = trained
+    full, top = (ComplexityProblem(net, F.cross_entropy, train) for _ in range(2))
+    a = quantization_complexity(full, 0.2, method="sweep")
+    b = quantization_complexity(top, 0.2, method="sweep-top")
+    largest = max(e.delta for e in full.evaluations.values() if full.feasible(e, 0.2))
+    assert b.delta == pytest.approx(largest, rel=1e-12) and b.n_evaluations < a.n_evaluations / 2
     assert a.paper_bytes <= b.paper_bytes <= 1.05 * a.paper_bytes
 
 

@@ -244,7 +244,7 @@ def test_reproduce_with_an_unknown_profile_is_one_line():
     result = subprocess.run([sys.executable, "-m", "grok_lib.paper.reproduce", "--profile", "foo"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == "error: profile: unknown profile 'foo'; allowed: ci, cpu, paper or auto"
+    assert result.stderr.strip() == "error: profile: unknown profile 'foo'; allowed: ci, cpu, p113, paper or auto"
 
 
 def test_ctrl_c_says_how_to_resume(tmp_path):

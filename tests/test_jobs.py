@@ -5,7 +5,7 @@ import os
 import pytest
 
 from grok_lib.errors import GrokError
-from grok_lib.jobs import Job, Runner
+from grok_lib.jobs.runner import Job, Runner
 
 
 def record(path, name):
@@ -80,7 +80,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""
         import os, time
-        from grok_lib.jobs import Job, Runner
+        from grok_lib.jobs.runner import Job, Runner
         def pid_then_sleep(path):
             with open(path, "a") as f:
                 f.write(f"{{os.getpid()}}\\n")

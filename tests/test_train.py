@@ -123,3 +123,35 @@ def test_corrupt_weight_checkpoint_is_reported_on_load(store, tiny_config):
     path.write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="epoch_000003"):
         run.load_model(3)
+
+
+def _same_run(a, b):
+    cols = [c for c in a.metrics().columns if c != "wall_s"]
+    pd.testing.assert_frame_equal(a.metrics()[cols], b.metrics()[cols])
+    assert a.checkpoints() == b.checkpoints()
+    for epoch in a.checkpoints():
+        wa, wb = a.load_weights(epoch), b.load_weights(epoch)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert torch.equal(a.load_resume()["model/embed.weight"], b.load_resume()["model/embed.weight"])
+
+
+def test_a_longer_run_continues_from_its_stored_shorter_twin_bit_for_bit(tmp_path, tiny_config):
+    short, long = tiny_config.with_(epochs=13), tiny_config.with_(epochs=23)  # 13 = floor(1.3^10) is a logged epoch
+    assert 13 in log_schedule(23)
+    store = RunStore(tmp_path / "extended")
+    train(short, store, progress=False)
+    extended = train(long, store, progress=False)
+    assert int(extended.metrics().epoch.iloc[0]) == 1 and extended.checkpoints()[-1] == 23
+    afresh = train(long, RunStore(tmp_path / "afresh"), progress=False)
+    _same_run(extended, afresh)
+    assert store.run(short).is_complete  # the twin is left as it was
+
+
+def test_a_shorter_twin_off_the_log_schedule_or_extend_false_is_not_used(tmp_path, tiny_config):
+    store = RunStore(tmp_path / "runs")
+    train(tiny_config.with_(epochs=12), store, progress=False)  # 12 is not a logged epoch
+    run = train(tiny_config.with_(epochs=23), store, progress=False, stop_after=1)
+    assert run.checkpoints() == [1]
+    train(tiny_config.with_(epochs=13), store, progress=False)
+    fresh = train(tiny_config.with_(epochs=30), store, progress=False, stop_after=2, extend=False)
+    assert fresh.checkpoints() == [1, 2]

@@ -117,6 +117,7 @@ class ComplexityProblem:
         self.evaluations: dict[tuple, Evaluation] = {}
         self.sizes: dict[tuple, int] = {}  # objective-coder bytes of evaluated points that met a bound
         self.coarse_cache: dict[tuple, CoarseGrained] = {}
+        self.measured: dict[tuple, tuple] = {}  # key -> (every coder's size, test loss, test accuracy) of results
 
     @contextmanager
     def limited_threads(self):
@@ -285,6 +286,10 @@ class ComplexityProblem:
 
     def _result(self, evaluation: Evaluation, eps: float, algorithm: int, n_evaluations: int) -> ComplexityResult:
         cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
+        if evaluation.key in self.measured:  # the same point answered before (e.g. pooled = Algorithm 2's)
+            sizes, test_loss, test_acc = self.measured[evaluation.key]
+            return self._record_result(evaluation, eps, algorithm, n_evaluations, cg, cg.weights(), sizes,
+                                       test_loss, test_acc)
         known = {self.objective: self.sizes[evaluation.key]} if evaluation.key in self.sizes else {}
         # every coder runs on the background pool while the test loss is measured
         sizes = (_compressor(self.compress_threads).submit(_timed_call, coded_sizes, cg, known)
@@ -301,6 +306,10 @@ class ComplexityProblem:
             else:
                 sizes, seconds = sizes.result()
                 self.timings["compress_background"] += seconds
+        self.measured[evaluation.key] = (sizes, test_loss, test_acc)
+        return self._record_result(evaluation, eps, algorithm, n_evaluations, cg, weights, sizes, test_loss, test_acc)
+
+    def _record_result(self, evaluation, eps, algorithm, n_evaluations, cg, weights, sizes, test_loss, test_acc):
         return ComplexityResult(
             algorithm=algorithm, eps=float(eps), one_sided=self.one_sided, sizes=sizes, tau=evaluation.tau,
             delta=evaluation.delta, ranks=cg.ranks, reference_train_loss=self.reference_loss,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .problem import ComplexityProblem, ComplexityResult, check_eps
 from ..errors import require
 
-ALGORITHM_2_METHODS = ("sweep", "sweep-edges", "bisection")
+ALGORITHM_2_METHODS = ("sweep", "sweep-edges", "sweep-top", "bisection")
 SWEEP_POINTS_PER_DECADE = 8  # chosen with benchmarks/bench_algorithm2.py (benchmarks/RESULTS.md)
 SWEEP_REFINE_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
 SWEEP_DECADES = 6  # the grid starts 6 decades below 2 max|theta|, where Q(theta, Delta) ~ the float32 weights
@@ -35,7 +35,11 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, method: str 
     feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge;
     every feasible point is compressed. "sweep-edges": the same points, but only the largest Delta of each
     run of consecutive feasible points is compressed (assumes the size falls as Delta grows within a run;
-    cheaper, as fine grids compress slowly). "bisection" (the authors' code): the largest Delta meeting
+    cheaper, as fine grids compress slowly). "sweep-top": the same grid from the top down, stopping at
+    the first feasible point, whose edge with the infeasible point above it is refined and compressed:
+    the largest feasible Delta of the grid, the authors' aim ("the largest Delta within eps") without
+    bisection's assumption that feasibility is monotone (assumes the size falls as Delta grows, so no
+    smaller Delta compresses smaller; cheapest, as it never visits the fine grids). "bisection" (the authors' code): the largest Delta meeting
     the bound by `iterations` halvings of (1e-12, 2 max|theta|), which assumes that feasibility is monotone
     in Delta (it is not).
     """
@@ -46,6 +50,8 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, method: str 
     with problem.limited_threads():
         if method == "bisection":
             return _bisection(problem, eps, iterations, tolerance)
+        if method == "sweep-top":
+            return _sweep_top(problem, eps, points_per_decade, refine)
         return _sweep(problem, eps, points_per_decade, refine, edges_only=method == "sweep-edges")
 
 
@@ -72,6 +78,34 @@ def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refin
     best = problem.smallest_feasible(eps, keys={e.key for e in evaluations})
     require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "
             "(is the loss deterministic?)")
+    return problem.result(best, eps, algorithm=2, n_evaluations=len(evaluations))
+
+
+def _sweep_top(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int) -> ComplexityResult:
+    grid = sweep_grid(problem.grainer.max_abs, points_per_decade)[::-1] + [1e-12]  # largest first
+    evaluations, best = [], None
+    step = points_per_decade if problem.vectorize else 1  # a decade per batched forward on a GPU
+    for start in range(0, len(grid), step):
+        chunk = problem.evaluate_many([(None, d) for d in grid[start:start + step]], eps)
+        evaluations += chunk
+        hit = next((i for i, e in enumerate(chunk) if problem.feasible(e, eps)), None)
+        if hit is not None:
+            best = chunk[hit]
+            above = evaluations[start + hit - 1] if start + hit > 0 else None
+            break
+    require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "
+            "(is the loss deterministic?)")
+    if above is not None:  # refine the edge between the largest feasible point and the infeasible one above
+        low, high = best.delta, above.delta
+        for _ in range(refine):
+            middle = (low * high) ** 0.5
+            evaluation = problem.evaluate(None, middle, eps)
+            evaluations.append(evaluation)
+            if problem.feasible(evaluation, eps):
+                low, best = middle, evaluation
+            else:
+                high = middle
+    problem.size(best)
     return problem.result(best, eps, algorithm=2, n_evaluations=len(evaluations))
 
 

@@ -47,7 +47,7 @@ from ..training.data import make_split
 from ..errors import GrokError, require
 from .quantization import ALGORITHM_2_METHODS
 from .search import PAPER_EPS, BayesConfig, complexity_curve
-from ..jobs import Job, Runner
+from ..jobs.runner import Job, Runner
 from ..files import write_text_atomic
 from ..store import Run
 
@@ -189,10 +189,31 @@ def read_complexity(run: Run) -> pd.DataFrame:
     return read_table(path)
 
 
-def _measure_job(run_dir: str, config, epoch: int, settings: TrackingSettings, device: str) -> list[dict]:
+def checkpoint_job(run_dir: str, config, epoch: int, settings: TrackingSettings, device: str = "cpu") -> list[dict]:
+    """A job (grok_lib.jobs): the complexity.csv rows of one checkpoint, measured where the job runs; it
+    writes nothing (the caller stores the rows with `store_rows`)."""
     run = Run(Path(run_dir), config)
     return measure_checkpoint(run, epoch, settings, make_split(config.op, config.p, config.train_frac, config.seed),
                               device)
+
+
+def check_settings(run: Run, settings: TrackingSettings) -> None:
+    """Refuse (before anything is measured) settings other than those the run's table was measured with."""
+    _check_settings(run, settings)
+
+
+def store_rows(run: Run, settings: TrackingSettings, rows: list[dict], lock_wait: float = math.inf) -> pd.DataFrame:
+    """Merge measured rows into the run's complexity.csv, replacing rows of the same checkpoints; the table is
+    read and rewritten (atomically) under the run's "complexity" lock, so concurrent writers merge."""
+    with run.lock("complexity", lock_wait):
+        if not _check_settings(run, settings):
+            write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
+        table = read_complexity(run)
+        epochs = {int(r["epoch"]) for r in rows}
+        frame = pd.concat([table[~table.epoch.isin(epochs)], pd.DataFrame(rows)], ignore_index=True)
+        frame = frame.sort_values(["epoch", "eps"], ignore_index=True)
+        write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
+        return frame
 
 
 def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), device: str = "cpu",
@@ -240,7 +261,7 @@ def _track_locked(run: Run, settings: TrackingSettings, device: str, progress: b
         bar.update()
         return frame
 
-    jobs = [Job(f"epoch {epoch}", _measure_job, (str(run.path), config, epoch, settings, device)) for epoch in todo]
+    jobs = [Job(f"epoch {epoch}", checkpoint_job, (str(run.path), config, epoch, settings, device)) for epoch in todo]
     try:
         # results come back here, the table's only writer, which rewrites it after every checkpoint
         Runner(workers, progress=False).run(jobs, on_result=lambda job, rows: store(rows[0]["epoch"], rows))

@@ -34,7 +34,7 @@ from .lmn_figures import ANSWER, COMPLEXITY, draw_all
 from .profiles import PROFILES, LMNSettings, get_profile, run_store
 from ..complexity.search import BayesConfig, measure_complexity
 from ..complexity.tracking import answer_columns, upgrade_columns
-from ..jobs import Job, Runner
+from ..jobs.runner import Job, Runner
 from ..store import Run
 from ..files import write_text_atomic
 from ..training.train import log_schedule

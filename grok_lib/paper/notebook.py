@@ -19,10 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import require
 from ..store import Run, RunStore
 from ..training.config import RunConfig
 from .pipeline import final_rate_distortion, track_missing, train_missing
 from .profiles import Profile, figures_dir, get_profile, run_store
+from .tables import committed_store, has_tables, specimen
+
+SOURCES = ("auto", "store", "tables")
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,11 @@ class NotebookSetup:
     store: RunStore
     figures: Path
     runs: tuple[Run, ...]
+    source: str = "store"  # "store": the run store; "tables": the profile's committed tables (results/)
 
     def summary(self) -> str:
-        return (f"profile {self.profile.name}: {len(self.runs)} runs in {self.store.root}; "
+        where = "the committed tables, copied to " if self.source == "tables" else ""
+        return (f"profile {self.profile.name}: {len(self.runs)} runs from {where}{self.store.root}; "
                 f"figures go to {self.figures}")
 
     def complexity(self) -> pd.DataFrame:
@@ -53,23 +59,37 @@ class NotebookSetup:
 
     @property
     def specimen(self) -> Run:
-        """The run whose last checkpoint the explorers of notebooks 3 and 4 coarse-grain: the first
-        regularized ("ours") run of the grid, else the first run."""
-        return next((r for r in self.runs if r.config.regime == "ours"), self.runs[0])
+        """The run whose last checkpoint the explorers of notebooks 3 and 4 coarse-grain
+        (grok_lib.paper.tables.specimen: the first "ours" run of the grid, else the first run)."""
+        return specimen(list(self.runs))
 
 
-def setup(profile: str, ops=(), regimes=(), seeds=()) -> NotebookSetup:
+def setup(profile: str, ops=(), regimes=(), seeds=(), source: str = "auto") -> NotebookSetup:
     """Resolve `profile` (grok_lib.paper.profiles.get_profile), build its grid ops x regimes x seeds (empty
     arguments take the profile's own), train what the run store is missing, print the summary line and
     return the set-up.
 
     The paper profile trains each op's runs together as one batched ensemble (the fast path on a GPU); the
-    others train `profile.workers` runs at a time in separate processes.
+    others train `profile.workers` runs at a time in separate processes. source "auto" reads a profile's
+    committed tables (results/<profile>/, grok_lib.paper.tables) when the run store does not hold its
+    finished grid, and trains otherwise; "store" always uses (and fills) the run store; "tables" requires
+    the committed tables.
     """
+    require(source in SOURCES, "source", f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
     P = get_profile(profile)
     configs = tuple(P.configs(ops, regimes, seeds))
     store = run_store()
+    if source != "store" and not all(store.run(c).is_complete for c in configs):
+        committed = committed_store(P, store)
+        if committed is not None and has_tables(committed, configs):
+            runs = tuple(committed.run(c) for c in configs)
+            result = NotebookSetup(profile=P, configs=configs, store=committed, figures=figures_dir(P.name), runs=runs,
+                                   source="tables")
+            print(result.summary())
+            return result
+        require(source != "tables", "source", f"profile {P.name} has no committed tables for this grid "
+                f"(results/{P.name}/); use source 'auto' or 'store' to train it")
     runs = tuple(train_missing(list(configs), store, workers=P.workers, ensemble=P.name == "paper"))
-    result = NotebookSetup(profile=P, configs=configs, store=store, figures=figures_dir(), runs=runs)
+    result = NotebookSetup(profile=P, configs=configs, store=store, figures=figures_dir(P.name), runs=runs)
     print(result.summary())
     return result

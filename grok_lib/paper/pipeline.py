@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..complexity.tracking import load_complexity, measure_checkpoint, read_complexity, read_table, track_complexity
-from ..jobs import Job, Runner
+from ..complexity.tracking import (check_settings, checkpoint_job, load_complexity, measure_checkpoint,
+                                   read_complexity, read_table, store_rows)
+from ..jobs.cluster import Cluster
+from ..jobs.runner import Job, Runner
 from ..files import write_text_atomic
 from ..store import Run, RunStore
 from ..training.config import RunConfig
 from ..training.data import make_split
 from ..training.ensemble import SHARED_FIELDS, train_ensemble
-from ..training.train import log_schedule, logged_epochs, train
+from ..training.train import logged_epochs, train
 from .profiles import Profile, tracking_settings
 
 
@@ -60,32 +62,56 @@ def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, e
     return runs
 
 
-def _track_job(run_dir: str, config: RunConfig, settings, epochs: list[int]) -> None:
-    track_complexity(Run(Path(run_dir), config), settings, progress=False, epochs=epochs)
-
-
 def wanted_epochs(config: RunConfig, profile: Profile) -> list[int]:
     """The checkpoints whose complexity is measured: every logged one from `profile.min_epoch` on."""
     return [e for e in logged_epochs(config) if e >= profile.min_epoch]
 
 
-def _measured(run, profile: Profile) -> int:
+def _measured_epochs(run, profile: Profile) -> set[int]:
+    """The tracked checkpoints already in the run's complexity.csv at every eps of the profile."""
     table = read_complexity(run)
-    return len(set(table.epoch) & set(wanted_epochs(run.config, profile))) if len(table) else 0
+    eps = set(profile.track_eps)
+    return {int(e) for e, g in table.groupby("epoch") if set(g.eps) >= eps} & set(wanted_epochs(run.config, profile))
 
 
-def _track_cost(config: RunConfig) -> float:
-    return config.n_layers * 2.5 * len(log_schedule(config.epochs))  # a checkpoint ~ 2.5 epochs of training
+def _measured(run, profile: Profile) -> int:
+    return len(_measured_epochs(run, profile))
 
 
 def track_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
-    """One job per run with tracked checkpoints not yet measured; after[run.path]: the job it waits for."""
+    """One job per (run, tracked checkpoint) not yet measured, covering the profile's eps; after[run.path]:
+    the job it waits for (the run's training). Each job returns its rows; `writers` stores them."""
     settings = tracking_settings(profile)
     after = after or {}
-    return [Job(f"track {r.path.name}", _track_job, (str(r.path), r.config, settings, wanted_epochs(r.config, profile)),
-                cost=_track_cost(r.config), after=tuple(a for a in [after.get(r.path)] if a),
-                units=len(wanted_epochs(r.config, profile)) - _measured(r, profile))
-            for r in runs if _measured(r, profile) < len(wanted_epochs(r.config, profile))]
+    jobs = []
+    for run in runs:
+        check_settings(run, settings)  # a table measured otherwise is refused before anything runs
+        done = _measured_epochs(run, profile)
+        jobs += [Job(_track_name(run, epoch), checkpoint_job, (str(run.path), run.config, epoch, settings),
+                     cost=run.config.n_layers * 2.5, after=tuple(a for a in [after.get(run.path)] if a))
+                 for epoch in wanted_epochs(run.config, profile) if epoch not in done]
+    return jobs
+
+
+def _track_name(run: Run, epoch: int) -> str:
+    return f"track {run.path.name} @{epoch}"
+
+
+def writers(runs: list, profile: Profile):
+    """on_result for the jobs of this module: tracked rows merged into complexity.csv, final rows written to
+    rate_distortion.csv, by the calling process (the one writer); other jobs' results are ignored."""
+    settings, final = tracking_settings(profile), tracking_settings(profile, final=True)
+    by_name = {}
+    for run in runs:
+        by_name[_final_name(run)] = lambda rows, run=run: _store_final(run, final, rows)
+        for epoch in wanted_epochs(run.config, profile):
+            by_name[_track_name(run, epoch)] = lambda rows, run=run: store_rows(run, settings, rows)
+
+    def on_result(job: Job, result) -> None:
+        if job.name in by_name:
+            by_name[job.name](result)
+
+    return on_result
 
 
 def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
@@ -96,8 +122,8 @@ def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
     """
     jobs = track_jobs(runs, profile)
     if jobs:
-        Runner(profile.workers).run(jobs, f"complexity of {len(jobs)} run(s), eps {list(profile.track_eps)}",
-                                    "checkpoint")
+        Runner(profile.workers).run(jobs, f"complexity of {len(jobs)} checkpoint(s), eps {list(profile.track_eps)}",
+                                    "checkpoint", on_result=writers(runs, profile))
     tables = [load_complexity(r) for r in runs]
     return pd.concat([t[t.epoch.isin(wanted_epochs(r.config, profile))] for r, t in zip(runs, tables)],
                      ignore_index=True)
@@ -106,13 +132,21 @@ def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
 RATE_DISTORTION_FILE = "rate_distortion.csv"
 
 
-def _final_job(run_dir: str, config: RunConfig, settings) -> None:
+def _final_job(run_dir: str, config: RunConfig, settings) -> list[dict]:
+    """A job: the rate-distortion rows of a run's final checkpoint (written by the caller, `writers`)."""
     run = Run(Path(run_dir), config)
     split = make_split(config.op, config.p, config.train_frac, config.seed)
+    return measure_checkpoint(run, run.checkpoints()[-1], settings, split)
+
+
+def _store_final(run: Run, settings, rows: list[dict]) -> None:
     with run.lock("rate_distortion"):
-        rows = measure_checkpoint(run, run.checkpoints()[-1], settings, split)
         table = pd.DataFrame(rows).assign(settings=settings.to_json().replace("\n", ""))
         write_text_atomic(run.path / RATE_DISTORTION_FILE, table.to_csv(index=False))
+
+
+def _final_name(run: Run) -> str:
+    return f"final {run.path.name}"
 
 
 def _final_stamp(profile: Profile) -> str:
@@ -127,7 +161,7 @@ def _final_stored(run, profile: Profile) -> bool:
 def final_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
     """One job per run whose final checkpoint's rate-distortion table is missing or has other settings."""
     settings, after = tracking_settings(profile, final=True), after or {}
-    return [Job(f"final {r.path.name}", _final_job, (str(r.path), r.config, settings),
+    return [Job(_final_name(r), _final_job, (str(r.path), r.config, settings),
                 cost=r.config.n_layers * 2.5 * len(settings.eps), after=tuple(a for a in [after.get(r.path)] if a))
             for r in runs if not _final_stored(r, profile)]
 
@@ -141,15 +175,16 @@ def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
     jobs = final_jobs(runs, profile)
     if jobs:
         Runner(profile.workers).run(jobs, f"rate-distortion of {len(jobs)} final checkpoint(s), "
-                                    f"eps {list(profile.final_eps)}", "run")
+                                    f"eps {list(profile.final_eps)}", "run", on_result=writers(runs, profile))
     frames = [read_table(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
               .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
     return pd.concat(frames, ignore_index=True)
 
 
-def compute(profile: Profile, store: RunStore, extra: list[Job] = ()) -> None:
-    """Everything the notebooks of `profile` measure on its grid, as one set of jobs: each run's tracking
-    and final rate-distortion start as soon as its training is done (plus `extra` jobs, e.g. LMN's)."""
+def compute(profile: Profile, store: RunStore, extra: list[Job] = (), cluster: Cluster | None = None) -> None:
+    """Everything the notebooks of `profile` measure on its grid, as one set of jobs on `cluster` (default:
+    profile.workers local processes): each run's tracking and final rate-distortion start as soon as its
+    training is done (plus `extra` jobs, e.g. LMN's); measured rows come back here to be written."""
     configs = profile.configs()
     if profile.name == "paper":  # a GPU trains the grid as batched ensembles first
         train_missing(configs, store, ensemble=True)
@@ -165,5 +200,6 @@ def compute(profile: Profile, store: RunStore, extra: list[Job] = ()) -> None:
             measured = sum(_measured(r, profile) for r in runs)
             return f"{trained}/{total} epochs trained, {measured} checkpoints measured"
 
-        Runner(profile.workers).run([replace(j, units=1) for j in jobs],
-                                    f"profile {profile.name}: train, track, rate-distortion", "job", status=status)
+        Runner(cluster or Cluster(workers=profile.workers)).run(
+            [replace(j, units=1) for j in jobs], f"profile {profile.name}: train, track, rate-distortion", "job",
+            on_result=writers(runs, profile), status=status)

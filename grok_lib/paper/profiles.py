@@ -7,10 +7,13 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
     ci     seconds: a toy transformer (p = 11), 40 epochs, one seed; checks that every cell runs, not the
            science (it does not even memorize).
     cpu    a laptop reproduction on 2 cores: the CPU demo's modulus, train fraction, width and epochs
-           (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs; 800 for the 2-layer - and /) with
+           (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs; 705 for the 2-layer - and /) with
            the paper's layers, all four ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with 8 probes (the
-           authors' 2 + CPU_PROBES), 2 random and 6 guided points and Algorithm 2's edges-only sweep at
-           eps = 1 on every logged checkpoint from epoch 30.
+           authors' 2 + CPU_PROBES), 2 random and 6 guided points and Algorithm 2's top-down sweep
+           (sweep-top) at eps = 1 on every logged checkpoint from epoch 30.
+    p113   the paper's experiment on a CPU: p = 113, the paper's fractions and layers, all four ops and three
+           regimes, seed 0 (seeds 0-2 for x none and ours, Fig. 1), 1,550 epochs; the cpu profile's Algorithm 1
+           budget at eps = 1 along training and all seven eps on the final checkpoint.
     paper  the full protocol (PROTOCOL.md): p = 113, 4 ops, 3 regimes, 6 seeds, 10^4 epochs, the authors'
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
@@ -33,15 +36,19 @@ from ..errors import require
 from ..store import RunStore
 from ..training.config import DEMO, REGIMES, RunConfig
 
-PROFILES = ("ci", "cpu", "paper")
+PROFILES = ("ci", "cpu", "p113", "paper")
 # Extra (tau, Delta) probes for the cpu profile's small Algorithm 1 budget: with only the authors' two probes
 # and 10 more points, the search never beat quantization alone (Algorithm 2) on the CPU demo model, while a
 # fixed 48-point (tau, Delta) grid beat it by up to a third; these six points cover the grid's winners.
 CPU_PROBES = tuple((tau, delta) for tau in (0.9, 0.95, 0.98) for delta in (0.03, 0.1))
 # The 2-layer ops (- and /) of the cpu profile train for fewer epochs than the 1-layer ones: at p = 59 and 30 %
-# they memorize by epoch 112-417 (or never) and generalize in no regime by 1,200 (benchmarks/RESULTS.md), and
-# each of their epochs costs ~4x a 1-layer one; 800 keeps a cold `make reproduce` under 30 minutes.
-CPU_TWO_LAYER_EPOCHS = 800
+# they memorize by epoch 112-417 (or never) and generalize in no regime by 1,200 (README, "Our numbers"), and
+# each of their epochs costs ~4x a 1-layer one; 705 (a logged epoch) keeps a cold `make reproduce` under 30
+# minutes. The p113 profile is where they generalize.
+CPU_TWO_LAYER_EPOCHS = 705
+# The p113 profile: the paper's modulus, fractions and layers on a CPU, trained to a logged epoch (1.3^28),
+# so a longer run can continue from it exactly (grok_lib.training.train: extending a stored run).
+P113_EPOCHS = 1550
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class Profile:
     seeds: tuple[int, ...]  # default seeds; curves are mean +- standard error over these
     run_fields: dict = field(default_factory=dict)  # RunConfig fields shared by every run of the grid
     op_fields: dict = field(default_factory=dict)  # op -> RunConfig fields that override run_fields for that op
+    seeds_for: dict = field(default_factory=dict)  # (op, regime) -> seeds that replace `seeds` for that cell
     bayes: BayesConfig = BayesConfig()  # Algorithm 1's budget at every tracked checkpoint
     track_eps: tuple[float, ...] = (1.0,)  # eps measured along training (Figs 1-3, 5-7, 11 use eps = 1)
     final_eps: tuple[float, ...] = PAPER_EPS  # eps measured on the final checkpoint (Fig 4)
@@ -94,6 +102,7 @@ class Profile:
     # Algorithm 2's sweep where the search budget is cut (the small budgets lose to the sweep)
     algorithm_1: str = "paper"
     lmn: LMNSettings = LMN_SETTINGS["paper"]  # the LMN notebook's tasks (grok_lib.paper.lmn_reproduce)
+    with_lmn: bool = True  # whether the batch reproduction runs the LMN notebook (06) for this profile
 
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
@@ -135,20 +144,30 @@ def get_profile(name: str) -> Profile:
             op_fields={op: {"epochs": CPU_TWO_LAYER_EPOCHS} for op in ("sub", "div")},
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
-            algorithm_2="sweep-edges", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"])
+            algorithm_2="sweep-top", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"])
+    if name == "p113":
+        return Profile(
+            name="p113", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,),
+            seeds_for={("mul", "none"): (0, 1, 2), ("mul", "ours"): (0, 1, 2)},  # Fig. 1's error bands
+            run_fields=dict(p=113, epochs=P113_EPOCHS),  # the paper's fractions and layers (the op's defaults)
+            bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
+            track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
+            algorithm_2="sweep-top", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"], with_lmn=False)
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
 
 
 def profile_configs(profile: Profile | str, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
-    """The grid ops x regimes x seeds of `profile`; empty or None arguments take the profile's defaults."""
+    """The grid ops x regimes x seeds of `profile`; empty or None arguments take the profile's defaults (the
+    seeds of a cell: profile.seeds_for[(op, regime)] where given, else profile.seeds)."""
     if isinstance(profile, str):
         profile = get_profile(profile)
-    ops, regimes, seeds = (tuple(a) if a else d for a, d in
-                           ((ops, profile.ops), (regimes, profile.regimes), (seeds, profile.seeds)))
+    chosen = tuple(seeds) if seeds else None
+    ops, regimes = (tuple(a) if a else d for a, d in ((ops, profile.ops), (regimes, profile.regimes)))
     return [RunConfig(op=op, regime=regime, seed=int(seed), **profile.fields_for(op))
-            for op in ops for regime in regimes for seed in seeds]
+            for op in ops for regime in regimes
+            for seed in (chosen or profile.seeds_for.get((op, regime), profile.seeds))]
 
 
 def run_store() -> RunStore:
@@ -156,10 +175,16 @@ def run_store() -> RunStore:
     return RunStore()
 
 
-def figures_dir() -> Path:
+# profiles whose figures go to a subfolder named after them (figures/p113/, ...); ci and cpu use the folder
+FIGURE_SUBFOLDERS = ("p113", "paper")
+
+
+def figures_dir(profile: str | None = None) -> Path:
     """Where the notebooks save figures: $GROK_FIGURES (the batch reproduction sets it to the committed
-    figures/), else figures/ inside the run store, so an interactive run never overwrites figures/."""
-    return Path(os.environ.get("GROK_FIGURES", "").strip() or run_store().root / "figures")
+    figures/), else figures/ inside the run store, so an interactive run never overwrites figures/; the
+    p113 and paper profiles' figures go to a subfolder named after the profile."""
+    base = Path(os.environ.get("GROK_FIGURES", "").strip() or run_store().root / "figures")
+    return base / profile if profile in FIGURE_SUBFOLDERS else base
 
 
 def theory_config(profile: Profile) -> RunConfig:

@@ -17,6 +17,7 @@ from .data import make_split
 from ..errors import require
 from .model import Transformer
 from .regularizers import add_weight_noise, penalty, spectral_summary
+from ..files import copy_atomic
 from ..store import Run, RunStore, load_state_strict
 
 BETAS = (0.9, 0.98)
@@ -156,12 +157,14 @@ def restore_state(run: Run, model, optimizer, generators) -> None:
 
 
 def train(config: RunConfig, store: RunStore | None = None, device: str | None = None,
-          progress: bool = True, stop_after: int | None = None, lock_wait: float = math.inf) -> Run:
+          progress: bool = True, stop_after: int | None = None, lock_wait: float = math.inf,
+          extend: bool = True) -> Run:
     """Train `config` into the store, resuming from its last logged epoch; a finished run is reused.
 
     The run's "train" lock is held throughout (another process training the same config is waited for, up
     to `lock_wait` seconds), and everything resumes from the one resume state: metrics rows after its epoch
-    are dropped. `stop_after` ends the session after that epoch, as an interruption would (used by tests).
+    are dropped. A new run whose config is stored with fewer epochs (ending on one of this run's logged
+    epochs) continues from that run (extend=True; `shorter_twin`), bit for bit the same as training afresh. `stop_after` ends the session after that epoch, as an interruption would (used by tests).
     """
     store = store or RunStore()
     run = store.run(config)
@@ -170,7 +173,34 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     device = pick_device(device)  # a bad device is refused before anything is written
     with run.lock("train", lock_wait):
         run.save_config()
+        if extend and run.resume_epoch() == 0 and (twin := shorter_twin(config, store)) is not None:
+            start_from(run, twin)
         return resume_training(run, device, progress, stop_after)
+
+
+def shorter_twin(config: RunConfig, store: RunStore) -> Run | None:
+    """The longest finished stored run of `config` with fewer epochs, ending on one of this run's logged
+    epochs: its every epoch is this run's (nothing in training depends on the epoch count but the log
+    schedule), so this run can continue from it."""
+    for epochs in sorted((e for e in log_schedule(config.epochs) if e < config.epochs), reverse=True):
+        twin = store.root / config.with_(epochs=epochs).key()
+        if (twin / "config.json").is_file():
+            run = store.open_dir(twin, config.with_(epochs=epochs))
+            if run.is_complete:
+                return run
+    return None
+
+
+def start_from(run: Run, twin: Run) -> None:
+    """Copy a shorter twin's checkpoints, metrics, complexity table and, last, its resume state into `run`
+    (whose train lock the caller holds); training then continues from the twin's final epoch."""
+    with twin.lock("train"):
+        for epoch in twin.checkpoints():
+            copy_atomic(twin.checkpoint_path(epoch), run.checkpoint_path(epoch))
+        for name in ("metrics.csv", "complexity.json", "complexity.csv"):  # the same checkpoints, measured
+            if (twin.path / name).exists():
+                copy_atomic(twin.path / name, run.path / name)
+        copy_atomic(twin.resume_path, run.resume_path)  # last: marks progress
 
 
 def resume_training(run: Run, device: str | None = None, progress: bool = True,
