@@ -12,11 +12,11 @@ def test_compute_trains_tracks_and_measures_the_ci_grid_in_one_pass(tmp_path):
     p = get_profile("ci")
     store = RunStore(tmp_path)
     configs = p.configs()
-    assert len(train_jobs(configs, store)) == len(configs)
+    assert len(train_jobs(configs, store)[0]) == len(configs)
     compute(p, store)
     runs = [store.run(c) for c in configs]
     assert all(r.is_complete for r in runs)
-    assert train_jobs(configs, store) == [] and track_jobs(runs, p) == [] and final_jobs(runs, p) == []
+    assert train_jobs(configs, store) == ([], {}) and track_jobs(runs, p) == [] and final_jobs(runs, p) == []
     for run in runs:
         table = (run.path / "complexity.csv").read_text().splitlines()
         assert len(table) - 1 == len([e for e in run.checkpoints() if e >= p.min_epoch]) * len(p.track_eps)
@@ -40,3 +40,18 @@ def test_a_rate_distortion_table_with_the_old_column_names_is_reused_and_read_wi
     assert not set(LEGACY_COLUMNS) & set(final.columns)
     assert final[["alg1_paper_bytes", "pooled_paper_bytes", "alg2_paper_bytes", "alg1_bound_paper",
                   "alg1_train_loss"]].iloc[0].tolist() == [900, 800, 850, 3.5, 0.1]
+
+
+def test_ensemble_training_is_one_job_per_op_and_its_runs_tracking_waits_for_it(tmp_path):
+    from grok_lib.training.config import RunConfig
+
+    store = RunStore(tmp_path)
+    tiny = dict(p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=30)  # ci tracks from epoch 20
+    configs = [RunConfig(op=op, regime=regime, seed=seed, **tiny) for op in ("add", "mul")
+               for regime in ("none", "ours") for seed in (0, 1)]
+    jobs, by_run = train_jobs(configs, store, ensemble=True)
+    assert len(jobs) == 2 and len(by_run) == len(configs) and set(by_run.values()) == {j.name for j in jobs}
+    p = get_profile("ci")
+    runs = [store.run(c) for c in configs]
+    tracked = track_jobs(runs, p, by_run)
+    assert tracked and all(len(j.after) == 1 and j.after[0] in by_run.values() for j in tracked)

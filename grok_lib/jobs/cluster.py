@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,14 @@ from ..errors import GrokError, require
 # one thread per worker process: oversubscribed intra-op threads slow small-model training far more than
 # they help (grok_lib.jobs.worker also sets torch's count)
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand memory back after
+# nearly every free: torch's many small tensors then train ~1.3x slower (benchmarks/bench_dask_workers.py).
+# Local workers get glibc's default; Slurm workers this threshold (128 MiB) through Dask's config variable.
+NO_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+           "distributed.worker.profile.enabled": False,
+           "distributed.admin.system-monitor.interval": "5s",
+           "distributed.worker.memory.monitor-interval": "5s"}
+SLURM_TRIM = "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=134217728"
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Slurm:
             raise GrokError("slurm", "needs dask-jobqueue: pip install -e '.[slurm]'") from None
         return SLURMCluster(queue=self.queue, walltime=self.walltime, cores=self.cores, processes=self.cores,
                             memory=self.memory, job_extra_directives=list(self.extra),
-                            job_script_prologue=[f"export {k}={v}" for k, v in WORKER_ENV.items()])
+                            job_script_prologue=[f"export {k}={v}" for k, v in WORKER_ENV.items()] + [SLURM_TRIM])
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,12 @@ class Cluster:
     def session(self):
         """A dask.distributed Client on this cluster, workers at one thread; the client, and any cluster it
         started, are closed on exit."""
+        import dask
         from distributed import Client
 
         from .worker import OneThread
 
-        cluster = None
+        cluster, config = None, ExitStack()
         if self.scheduler is not None:
             if "://" in self.scheduler:
                 client = Client(self.scheduler)
@@ -97,6 +106,7 @@ class Cluster:
             else:
                 from distributed import LocalCluster
 
+                config.enter_context(dask.config.set(NO_TRIM))  # for the whole session: restarts too
                 cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":0" if has_dashboard() else None,
                                        silence_logs=logging.ERROR, env=dict(WORKER_ENV))
@@ -109,6 +119,7 @@ class Cluster:
             client.close()
             if cluster is not None:
                 cluster.close()
+            config.close()
 
 
 def has_dashboard() -> bool:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..errors import require
 from .cluster import Cluster, has_dashboard
 
-STATUS_EVERY_S = 2.0
+STATUS_EVERY_S = 10.0  # how often status() is polled while no job finishes
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,28 @@ def _train_name(run: Run) -> str:
     return f"train {run.path.name}"
 
 
-def train_jobs(configs: list[RunConfig], store: RunStore) -> list[Job]:
-    """One job per config not finished in `store`."""
-    runs = [store.run(c) for c in configs]
-    return [Job(_train_name(r), _train_job, (r.config, str(store.root)), cost=_train_cost(r.config),
-                units=r.config.epochs) for r in runs if not r.is_complete]
+def train_jobs(configs: list[RunConfig], store: RunStore, ensemble: bool = False) -> tuple[list[Job], dict]:
+    """The jobs that train every config not finished in `store`, and {run path: the job that trains it}:
+    one job per run, or (ensemble=True) one per group of runs sharing op and architecture, trained in one
+    batched step (grok_lib.training.ensemble, the fast path on a GPU)."""
+    todo = [r for r in (store.run(c) for c in configs) if not r.is_complete]
+    if not ensemble:
+        return ([Job(_train_name(r), _train_job, (r.config, str(store.root)), cost=_train_cost(r.config),
+                     units=r.config.epochs) for r in todo], {r.path: _train_name(r) for r in todo})
+    groups: dict[tuple, list[Run]] = {}
+    for run in todo:
+        groups.setdefault(tuple(getattr(run.config, f) for f in SHARED_FIELDS), []).append(run)
+    jobs, by_run = [], {}
+    for group in groups.values():
+        name = f"train ensemble of {len(group)}: {group[0].path.name} ..."
+        jobs.append(Job(name, _ensemble_job, ([r.config for r in group], str(store.root)),
+                        cost=sum(_train_cost(r.config) for r in group), units=sum(r.config.epochs for r in group)))
+        by_run.update({r.path: name for r in group})
+    return jobs, by_run
+
+
+def _ensemble_job(configs: list[RunConfig], root: str) -> None:
+    train_ensemble(configs, RunStore(root), progress=False)
 
 
 def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, ensemble: bool = False) -> list:
@@ -49,16 +66,9 @@ def train_missing(configs: list[RunConfig], store: RunStore, workers: int = 1, e
     """
     runs = [store.run(c) for c in configs]
     todo = [r for r in runs if not r.is_complete]
-    if not todo:
-        return runs
-    if ensemble:
-        groups: dict[tuple, list[RunConfig]] = {}
-        for run in todo:
-            groups.setdefault(tuple(getattr(run.config, f) for f in SHARED_FIELDS), []).append(run.config)
-        for group in groups.values():
-            train_ensemble(group, store)
-        return runs
-    Runner(workers).run(train_jobs(configs, store), f"training {len(todo)} run(s)", "epoch")
+    if todo:
+        jobs, _ = train_jobs(configs, store, ensemble)
+        Runner(1 if ensemble else workers).run(jobs, f"training {len(todo)} run(s)", "epoch")
     return runs
 
 
@@ -181,16 +191,17 @@ def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def compute(profile: Profile, store: RunStore, extra: list[Job] = (), cluster: Cluster | None = None) -> None:
+def compute(profile: Profile, store: RunStore, extra: list[Job] = (), cluster: Cluster | None = None,
+            ensemble: bool | None = None) -> None:
     """Everything the notebooks of `profile` measure on its grid, as one set of jobs on `cluster` (default:
     profile.workers local processes): each run's tracking and final rate-distortion start as soon as its
-    training is done (plus `extra` jobs, e.g. LMN's); measured rows come back here to be written."""
+    training is done (plus `extra` jobs, e.g. LMN's); measured rows come back here to be written. ensemble:
+    train each op's runs as one batched ensemble job (default: for the paper profile, on a GPU)."""
     configs = profile.configs()
-    if profile.name == "paper":  # a GPU trains the grid as batched ensembles first
-        train_missing(configs, store, ensemble=True)
-    trains = train_jobs(configs, store)
+    # the paper profile (a GPU) trains each op's runs as one batched ensemble, one job per op, while the
+    # other workers measure the runs already trained
+    trains, after = train_jobs(configs, store, ensemble=profile.name == "paper" if ensemble is None else ensemble)
     runs = [store.run(c) for c in configs]
-    after = {r.path: _train_name(r) for r in runs if not r.is_complete}  # tracking waits for its training
     jobs = trains + track_jobs(runs, profile, after) + final_jobs(runs, profile, after) + list(extra)
     if jobs:
         total = sum(c.epochs for c in configs)

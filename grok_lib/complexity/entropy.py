@@ -1,0 +1,276 @@
+"""The `entropy` coder: bin indices range-coded (ANS, from `constriction`) under a model fitted per array.
+
+Any description that decodes exactly to the coarse-grained weights is an upper bound on their K; this one
+spends close to the empirical entropy of each stored array's bin indices (plus its model) instead of
+what a general-purpose compressor finds. Per stored array (a whole parameter, or one low-rank factor) the
+description is the smallest of: ANS under the array's own histogram of indices (stored exactly, as counts),
+ANS under a Laplace law per row or per column of a matrix (one scale byte per line; all-zero lines cost
+nothing), or bzip2 / LZMA of the indices' bytes (which find repeated patterns an order-0 model cannot); the
+decoder rebuilds the same model and the same indices, bit for bit.
+
+Byte format (integers unsigned LEB128 varints; signed ones zigzag-mapped first)::
+
+    b"E" then a compressed header: 1 byte codec tag (B bzip2 | L LZMA | R raw), varint length, the bytes of
+        b"GKEN" version(1) Delta(float64 LE) tau(float64 LE, NaN = none) n_params
+        per parameter: len(name) name ndim dims... rank+1 (0 = stored whole)
+        per stored array: its model, then its payload's length in bytes:
+            0 (categorical): min index (signed), k = max - min + 1, then k counts
+            1 / 2 (Laplace per row / per column, mean 0): min and max index (signed), one scale byte per
+              row (column): b = 2^((byte - 128) / 8), byte 0 = a line of zeros (nothing coded)
+            3 / 4 (bzip2 / LZMA of the indices' bytes): the integer type (0 int8, 1 int16, 2 int32, 3 int64)
+    then each array's payload, in order: ANS words (uint32, little-endian), or the compressed bytes
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import math
+import struct
+
+import numpy as np
+
+from .coarse import CoarseGrained, StoredParam
+from ..errors import GrokError
+
+MAGIC, VERSION = b"GKEN", 2
+HEADER_CODECS = {b"B": (lambda d: bz2.compress(d, 9), bz2.decompress),
+                 b"L": (lambda d: lzma.compress(d, lzma.FORMAT_XZ, preset=6), lzma.decompress),
+                 b"R": (lambda d: d, lambda d: d)}
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _zigzag(value: int) -> int:
+    return 2 * value if value >= 0 else -2 * value - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value // 2 if value % 2 == 0 else -(value + 1) // 2
+
+
+# model codes: the array's histogram; Laplace per row / per column (ANS); the array's bytes (smallest integer
+# type) through bzip2 / LZMA, which find repeated patterns (e.g. the equal rows of a low-rank matrix) that an
+# order-0 model cannot
+CATEGORICAL, ROWS, COLUMNS, BZIP2, LZMA = 0, 1, 2, 3, 4
+INT_DTYPES = (np.dtype("<i1"), np.dtype("<i2"), np.dtype("<i4"), np.dtype("<i8"))
+ZERO_ROW = 0  # scale code of a line that is all zeros (nothing coded)
+
+
+def _categorical(counts: np.ndarray):
+    import constriction
+
+    return constriction.stream.model.Categorical(counts.astype(np.float64) / counts.sum(), perfect=False)
+
+
+def _scale_codes(lines: np.ndarray) -> np.ndarray:
+    """Per line (row) of integer indices, its Laplace scale as a byte: b = 2^((code - 128) / 8), code 0 for
+    a line of zeros. The scale is the mean absolute index, at least 1/16."""
+    b = np.maximum(np.abs(lines).mean(axis=1), 1 / 16)
+    codes = np.clip(np.rint(8 * np.log2(b)) + 128, 1, 255).astype(np.int64)
+    return np.where(np.abs(lines).max(axis=1) == 0, ZERO_ROW, codes)
+
+
+def _scales(codes: np.ndarray) -> np.ndarray:
+    return 2.0 ** ((codes.astype(np.float64) - 128) / 8)
+
+
+def _words(coder) -> np.ndarray:
+    return coder.get_compressed().astype("<u4")
+
+
+def _smallest_dtype(low: int, high: int) -> int:
+    return next(i for i, d in enumerate(INT_DTYPES) if np.iinfo(d).min <= low and high <= np.iinfo(d).max)
+
+
+def _encode_array(values: np.ndarray) -> tuple[bytes, bytes]:
+    """The smallest of the array's models: its header bytes (model code and parameters) and payload."""
+    import constriction
+
+    flat = values.ravel()
+    low, high = int(flat.min()), int(flat.max())
+    counts = np.bincount(flat - low)
+    coder = constriction.stream.stack.AnsCoder()
+    if len(counts) > 1:
+        coder.encode_reverse((flat - low).astype(np.int32), _categorical(counts))
+    best = (b"".join([bytes([CATEGORICAL]), _varint(_zigzag(low)), _varint(len(counts)),
+                      *map(_varint, counts.tolist())]), _words(coder).tobytes())
+    code = _smallest_dtype(low, high)
+    raw = flat.astype(INT_DTYPES[code]).tobytes()
+    for model, compress in ((BZIP2, lambda d: bz2.compress(d, 9)), (LZMA, lambda d: lzma.compress(d, lzma.FORMAT_XZ))):
+        packed = compress(raw)
+        if 2 + len(packed) < len(best[0]) + len(best[1]):
+            best = (bytes([model, code]), packed)
+    if values.ndim == 2 and high > low:
+        for code, lines in ((ROWS, values), (COLUMNS, values.T)):
+            scales = _scale_codes(lines)
+            kept = scales != ZERO_ROW
+            symbols = lines[kept]
+            coder = constriction.stream.stack.AnsCoder()
+            model = constriction.stream.model.QuantizedLaplace(low, high)
+            coder.encode_reverse(symbols.ravel().astype(np.int32), model, np.zeros(symbols.size),
+                                 np.repeat(_scales(scales[kept]), symbols.shape[1]))
+            header = b"".join([bytes([code]), _varint(_zigzag(low)), _varint(_zigzag(high)),
+                               scales.astype(np.uint8).tobytes()])
+            if len(header) + 4 * len(_words(coder)) < len(best[0]) + len(best[1]):
+                best = (header, _words(coder).tobytes())
+    return best
+
+
+def _arrays(cg: CoarseGrained) -> list[np.ndarray]:
+    return [np.asarray(a, dtype=np.int64) for p in cg.params for a in p.indices]
+
+
+def encode_entropy(cg: CoarseGrained, limit: int | None = None) -> "Encoded":
+    """The `entropy` coder's bytes of `cg` (format in the module docstring); `limit` is not used."""
+    from .coders import Encoded
+
+    tau = math.nan if cg.tau is None else float(cg.tau)
+    header = [MAGIC, bytes([VERSION]), struct.pack("<dd", cg.delta, tau), _varint(len(cg.params))]
+    for p in cg.params:
+        name = p.name.encode()
+        header += [_varint(len(name)), name, _varint(len(p.shape)), *map(_varint, p.shape),
+                   _varint(0 if p.rank is None else p.rank + 1)]
+    payload = []
+    for values in _arrays(cg):
+        model, data = _encode_array(values)
+        header += [model, _varint(len(data))]
+        payload.append(data)
+    raw = b"".join(header)
+    tag, packed = min(((t, c(raw)) for t, (c, _) in HEADER_CODECS.items()), key=lambda tc: len(tc[1]))
+    data = b"E" + tag + _varint(len(packed)) + packed + b"".join(payload)
+    return Encoded(data, {b"B": "bzip2", b"L": "lzma", b"R": "raw"}[tag] + "+ans")
+
+
+def entropy_size(cg: CoarseGrained) -> int:
+    return encode_entropy(cg).n_bytes
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise GrokError("encoding", "truncated entropy encoding")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def varint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+
+def decode_entropy(data: bytes) -> CoarseGrained:
+    """Inverse of encode_entropy: the same CoarseGrained, hence bit-identical weights."""
+    import constriction
+
+    from .coders import _factor_shapes
+
+    outer = _Reader(data)
+    if outer.take(1) != b"E":
+        raise GrokError("encoding", "not an entropy encoding")
+    tag = outer.take(1)
+    if tag not in HEADER_CODECS:
+        raise GrokError("encoding", f"unknown header codec {tag!r}; allowed: {sorted(HEADER_CODECS)}")
+    packed = outer.take(outer.varint())
+    try:
+        reader = _Reader(HEADER_CODECS[tag][1](packed))
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise GrokError("encoding", f"corrupt entropy header ({err})") from None
+    if reader.take(4) != MAGIC or reader.take(1)[0] != VERSION:
+        raise GrokError("encoding", "not a version-1 entropy encoding")
+    delta, tau = struct.unpack("<dd", reader.take(16))
+    layouts = []
+    for _ in range(reader.varint()):
+        name = reader.take(reader.varint()).decode()
+        shape = tuple(reader.varint() for _ in range(reader.varint()))
+        rank_code = reader.varint()
+        rank = None if rank_code == 0 else rank_code - 1
+        layouts.append((name, shape, rank, _factor_shapes(shape, rank)))
+    models = []
+    for name, _, _, shapes in layouts:
+        for array_shape in shapes:
+            models.append((name, array_shape, *_read_model(reader, array_shape)))
+    payload, params, index = outer.data[outer.pos:], [], 0
+    position = 0
+    for name, shape, rank, shapes in layouts:
+        indices = []
+        for _ in shapes:
+            _, array_shape, model, n_bytes = models[index]
+            index += 1
+            data = payload[position:position + n_bytes]
+            if len(data) != n_bytes:
+                raise GrokError("encoding", "truncated entropy payload")
+            position += n_bytes
+            indices.append(_decode_array(model, array_shape, data, name))
+        params.append(StoredParam(name, shape, rank, tuple(indices)))
+    return CoarseGrained(delta, None if math.isnan(tau) else tau, tuple(params))
+
+
+def _read_model(reader: _Reader, shape: tuple[int, ...]) -> tuple[tuple, int]:
+    code = reader.take(1)[0]
+    if code == CATEGORICAL:
+        low = _unzigzag(reader.varint())
+        counts = np.array([reader.varint() for _ in range(reader.varint())], dtype=np.int64)
+        model = (CATEGORICAL, low, counts)
+    elif code in (ROWS, COLUMNS) and len(shape) == 2:
+        low, high = _unzigzag(reader.varint()), _unzigzag(reader.varint())
+        lines = shape[0] if code == ROWS else shape[1]
+        model = (code, low, high, np.frombuffer(reader.take(lines), dtype=np.uint8).astype(np.int64))
+    elif code in (BZIP2, LZMA):
+        dtype = reader.take(1)[0]
+        if dtype >= len(INT_DTYPES):
+            raise GrokError("encoding", f"unknown integer type code {dtype}")
+        model = (code, dtype)
+    else:
+        raise GrokError("encoding", f"unknown model code {code} for an array of shape {shape}")
+    return model, reader.varint()
+
+
+def _decode_array(model: tuple, shape: tuple[int, ...], data: bytes, name: str) -> np.ndarray:
+    import constriction
+
+    n = math.prod(shape)
+    if model[0] in (BZIP2, LZMA):
+        try:
+            raw = (bz2.decompress if model[0] == BZIP2 else lzma.decompress)(data)
+        except (OSError, EOFError, lzma.LZMAError) as err:
+            raise GrokError("encoding", f"corrupt payload of {name} ({err})") from None
+        values = np.frombuffer(raw, dtype=INT_DTYPES[model[1]])
+        if values.size != n:
+            raise GrokError("encoding", f"{name} holds {values.size} indices, not {n}")
+        return values.astype(np.int64).reshape(shape)
+    if len(data) % 4:
+        raise GrokError("encoding", f"truncated ANS payload of {name}")
+    decoder = constriction.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    if model[0] == CATEGORICAL:
+        _, low, counts = model
+        if counts.sum() != n:
+            raise GrokError("encoding", f"the counts of {name} add up to {counts.sum()}, not {n}")
+        if len(counts) == 1:
+            return np.full(shape, low, dtype=np.int64)
+        return (decoder.decode(_categorical(counts), n).astype(np.int64) + low).reshape(shape)
+    code, low, high, scales = model
+    rows, width = (shape[0], shape[1]) if code == ROWS else (shape[1], shape[0])
+    kept = scales != ZERO_ROW
+    lines = np.zeros((rows, width), dtype=np.int64)
+    count = int(kept.sum()) * width
+    if count:
+        values = decoder.decode(constriction.stream.model.QuantizedLaplace(low, high), np.zeros(count),
+                                np.repeat(_scales(scales[kept]), width))
+        lines[kept] = values.astype(np.int64).reshape(-1, width)
+    return lines if code == ROWS else lines.T.copy()

@@ -1,0 +1,69 @@
+"""A profile's committed tables (grok_lib.paper.tables): exported from a run store with provenance, read
+back by the notebooks' set-up when the run store lacks the runs, and never written into by them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grok_lib.errors import GrokError
+from grok_lib.paper import notebook, summary, tables
+from grok_lib.paper.pipeline import compute
+from grok_lib.paper.profiles import get_profile
+from grok_lib.store import RunStore
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory):
+    """The ci grid computed once, and its tables exported to a stand-in results/ folder."""
+    root = tmp_path_factory.mktemp("tables")
+    store = RunStore(root / "runs")
+    profile = get_profile("ci")
+    compute(profile, store)
+    out = tables.export_tables(profile, store, root / "results" / "ci", command="test", wall_s=1.0)
+    return root, store, out
+
+
+def test_export_writes_the_small_tables_the_specimen_checkpoint_and_provenance(computed):
+    root, store, out = computed
+    provenance = json.loads((out / tables.PROVENANCE).read_text())
+    assert provenance["profile"] == "ci" and provenance["command"] == "test" and provenance["commit"]
+    assert {"machine", "date", "wall_s", "train_wall_s"} <= set(provenance)
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == len(get_profile("ci").configs())
+    for run in runs:
+        assert {"config.json", "metrics.csv", "complexity.csv", "rate_distortion.csv"} <= {p.name for p in run.iterdir()}
+        assert not (run / "resume.safetensors").exists()
+    checkpoints = list(out.glob("runs/*/checkpoints/*.safetensors"))
+    assert len(checkpoints) == 1  # the specimen's final checkpoint, for the sliders
+
+
+def test_setup_reads_the_committed_tables_when_the_store_lacks_the_runs(computed, tmp_path, monkeypatch):
+    root, _, out = computed
+    monkeypatch.setattr(tables, "RESULTS_DIR", root / "results")
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path / "empty"))
+    grid = notebook.setup("ci")
+    assert grid.source == "tables" and str(grid.store.root).startswith(str(tmp_path / "empty"))
+    assert len(grid.complexity()) > 0 and len(grid.rate_distortion()) > 0  # read, not measured
+    assert not any(tmp_path.glob("empty/*-s0-*"))  # nothing was trained into the live store
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert summary.numbers_table("ci").shape[0] == len(get_profile("ci").regimes)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before  # the repo copy untouched
+    with pytest.raises(GrokError, match="source"):
+        notebook.setup("ci", source="somewhere")
+
+
+def test_source_store_ignores_committed_tables_and_tables_requires_them(computed, tmp_path, monkeypatch):
+    root, _, _ = computed
+    monkeypatch.setattr(tables, "RESULTS_DIR", tmp_path / "nothing-committed")
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path / "empty"))
+    with pytest.raises(GrokError, match="source"):
+        notebook.setup("ci", source="tables")
+    with pytest.raises(GrokError, match="profile"):
+        summary.numbers_table("ci")  # neither a computed store nor committed tables: refused, not trained
+
+
+def test_export_refuses_an_unfinished_grid(tmp_path):
+    with pytest.raises(GrokError, match="export"):
+        tables.export_tables(get_profile("ci"), RunStore(tmp_path / "runs"), tmp_path / "out")
