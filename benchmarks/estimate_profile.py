@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/estimate_profile.py --profile p113 [--epochs 5] [--workers 2]
 
-For each distinct (op, regime) of the grid: milliseconds per training epoch (grok_lib's own train_epoch
-on one thread, after a warm-up epoch) and seconds per tracked checkpoint (Algorithm 1 and 2 at the
-profile's eps along training, on the freshly initialised model: a search costs about the same at any
-epoch, since its loss evaluations dominate) and per final checkpoint (all the final eps). The estimate is
+For each distinct (layers, train fraction, regime) of the grid: milliseconds per training epoch
+(grok_lib's own train_epoch on one thread, after a warm-up epoch); for each architecture: seconds per
+tracked checkpoint (Algorithm 1 and 2 at the profile's eps along training) and per final checkpoint (all
+the final eps), both on a checkpoint trained for --search-epochs epochs (around memorization, where the searches
+visit the most Delta: an untrained network meets the bound at the first one). The estimate is
 sum over runs of epochs x ms/epoch + tracked checkpoints x s + final x s, in CPU seconds, then divided
 by the workers (one thread each) for the wall time. Prints one line per cell and the total.
 """
@@ -23,7 +24,7 @@ from grok_lib.paper.pipeline import wanted_epochs
 from grok_lib.paper.profiles import get_profile, tracking_settings
 from grok_lib.store import RunStore
 from grok_lib.training.data import make_split
-from grok_lib.training.train import init_training, train_epoch
+from grok_lib.training.train import init_training, train, train_epoch
 
 
 def epoch_ms(config, epochs: int) -> float:
@@ -37,14 +38,12 @@ def epoch_ms(config, epochs: int) -> float:
     return 1000 * (time.perf_counter() - start) / epochs
 
 
-def checkpoint_s(config, settings, store: RunStore) -> float:
-    run = store.run(config.with_(epochs=1))
-    model, _, _ = init_training(run.config, "cpu")
-    run.save_config()
-    run.save_weights(1, model.state_dict())
+def checkpoint_s(config, settings, store: RunStore, epochs: int) -> float:
+    """Seconds for one checkpoint's measurement at `settings`, on the run trained for `epochs` epochs."""
+    run = train(config.with_(epochs=epochs), store, progress=False)
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     start = time.perf_counter()
-    measure_checkpoint(run, 1, settings, split)
+    measure_checkpoint(run, epochs, settings, split)
     return time.perf_counter() - start
 
 
@@ -52,6 +51,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="p113")
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs per cell (default 5)")
+    parser.add_argument("--search-epochs", type=int, default=100,
+                        help="epochs trained before the timed searches (default 100: around memorization)")
     parser.add_argument("--workers", type=int, help="parallel workers for the wall time (default: the profile's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -60,6 +61,8 @@ def main() -> int:
     configs = profile.configs()
     track, final = tracking_settings(profile), tracking_settings(profile, final=True)
     cells: dict[tuple, tuple[float, float, float]] = {}
+    epoch_cache: dict[tuple, float] = {}  # (layers, train fraction, regime): ms per epoch
+    search_cache: dict[int, tuple[float, float]] = {}  # layers: seconds per tracked / final checkpoint
     total = 0.0
     print(f"profile {profile.name}: {len(configs)} runs; torch {torch.__version__}, 1 thread per worker")
     print(f"{'op':4s} {'regime':6s} {'layers':>6s} {'n_train':>7s} {'ms/epoch':>9s} {'s/tracked':>10s} "
@@ -68,9 +71,15 @@ def main() -> int:
         store = RunStore(tmp)
         for config in configs:
             key = (config.op, config.regime)
-            if key not in cells:
-                cells[key] = (epoch_ms(config, args.epochs), checkpoint_s(config, track, store),
-                              checkpoint_s(config, final, RunStore(f"{tmp}/final")))
+            if key in cells:
+                continue
+            shape = (config.n_layers, config.train_frac, config.regime)
+            if shape not in epoch_cache:
+                epoch_cache[shape] = epoch_ms(config, args.epochs)
+            if config.n_layers not in search_cache:  # a search's cost: the architecture's, not the regime's
+                search_cache[config.n_layers] = (checkpoint_s(config, track, store, args.search_epochs),
+                                                 checkpoint_s(config, final, store, args.search_epochs))
+            cells[key] = (epoch_cache[shape], *search_cache[config.n_layers])
         for (op, regime), (ms, s_track, s_final) in cells.items():
             runs = [c for c in configs if (c.op, c.regime) == (op, regime)]
             c = runs[0]
