@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
 import pandas as pd
 
@@ -101,7 +102,11 @@ def _title(fig, what: str, frame: pd.DataFrame, profile: str):
 
 
 def _epoch_axis(ax, op: str):
+    """Log epochs labelled 1, 2, 5, 10, 20, ... (a short range otherwise gets overlapping minor labels)."""
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("epoch (log scale)")
     ax.set_title(OPS[op].label(), fontsize=9)
 
