@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .errors import CheckpointError, GrokError
+from .errors import CheckpointError, GrokError, require
 from .files import retrain_advice, load_metadata, load_tensors, run_lock, save_tensors, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout that holds grok_lib/ (when it is one)
@@ -231,7 +231,10 @@ class RunStore:
 
     def runs(self, problems: list | None = None) -> list[Run]:
         """Every run stored under the root. A directory whose config cannot be read raises, or, when a
-        `problems` list is given, is appended to it as (path, message) and skipped."""
+        `problems` list is given, is appended to it as (path, message) and skipped. A root that exists but
+        is not a directory is refused."""
+        require(not self.root.exists() or self.root.is_dir(), "store",
+                f"{self.root} is not a directory (the run store: --store, else $GROK_RUNS, else runs/)")
         found = []
         for config_path in sorted(self.root.glob("*/config.json")):
             try:
@@ -253,4 +256,9 @@ def read_config(path: Path) -> StoredConfig:
         raise CheckpointError("config", f"{path} holds no known config")
     # the kind sharing the most fields; its from_dict names any field that does not belong
     kind = max(StoredConfig.KINDS, key=lambda k: len(set(data) & {f.name for f in fields(k)}))
-    return kind.from_dict(data)
+    try:
+        return kind.from_dict(data)
+    except CheckpointError:
+        raise
+    except GrokError as err:  # a stored value that no config accepts: say which file holds it
+        raise CheckpointError("config", f"{path} holds a bad value ({err})") from None

@@ -178,6 +178,9 @@ def test_a_config_missing_a_field_or_with_a_wrong_type_is_named(tmp_path):
     path.write_text(json.dumps({**data, "epochs": "ten"}))
     with pytest.raises(GrokError, match="epochs|type"):
         read_config(path)
+    path.write_text(json.dumps({**data, "p": "eleven"}))  # a value the config refuses: the file is named
+    with pytest.raises(GrokError, match=f"^config: {path} holds a bad value \\(p: "):
+        read_config(path)
     path.write_bytes(b'{"op": "\xff\xfe"}')
     with pytest.raises(GrokError, match="unreadable"):
         read_config(path)
@@ -229,6 +232,8 @@ def test_a_store_that_is_a_file_or_read_only_is_one_line(tmp_path):
     as_file.write_text("")
     result = cli("train", *TINY_ARGS, store=as_file)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "store" in result.stderr, result.stderr
+    result = cli("runs", store=as_file)  # listing it too: not an empty store
+    assert result.returncode == 2 and result.stderr.startswith("error: store:"), result.stderr
     too_long = tmp_path / ("x" * 300)
     result = cli("train", *TINY_ARGS, store=too_long)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -238,6 +243,13 @@ def test_a_store_that_is_a_file_or_read_only_is_one_line(tmp_path):
         read_only.chmod(0o500)
         result = cli("train", *TINY_ARGS, store=read_only)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_bad_device_is_refused_for_a_finished_run_and_for_complexity(tmp_path):
+    assert cli("train", *TINY_ARGS, store=tmp_path).returncode == 0
+    for command in (["train", *TINY_ARGS, "--device", "tpu"], ["complexity", *TINY_ARGS, "--device", "tpu"]):
+        result = cli(*command, store=tmp_path)
+        assert result.returncode == 2 and result.stderr.startswith("error: device:"), (command, result.stderr)
 
 
 def test_reproduce_with_an_unknown_profile_is_one_line():

@@ -44,6 +44,7 @@ from .bounds import generalization_bound, total_description_length
 from .coders import naive_size
 from .problem import described_tensors, OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from ..training.data import make_split
+from ..training.train import pick_device
 from ..errors import GrokError, require
 from .quantization import ALGORITHM_2_METHODS
 from .search import PAPER_EPS, BayesConfig, complexity_curve
@@ -228,6 +229,7 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
     """
     require(isinstance(settings, TrackingSettings), "settings", "must be a TrackingSettings")
     require(isinstance(workers, int) and workers >= 1, "workers", f"must be a positive integer, got {workers!r}")
+    device = str(pick_device(device))  # cpu, cuda or cuda:N where this torch has it; anything else is refused
     available = run.checkpoints()
     require(len(available) > 0, "run", f"{run.path} has no checkpoints yet; train it first")
     wanted = available if epochs is None else sorted(set(epochs))

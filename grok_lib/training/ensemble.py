@@ -238,6 +238,7 @@ def train_ensemble(configs: list[RunConfig], store: RunStore | None = None, devi
     `stop_after` ends the session after that epoch, as an interruption would (used by tests).
     """
     check_ensemble(configs)
+    device = pick_device(device)  # a bad device is refused before anything is written
     store = store or RunStore()
     runs = [store.run(c) for c in configs]
     with ExitStack() as locks:  # every run's "train" lock, as train() takes it
@@ -249,7 +250,6 @@ def train_ensemble(configs: list[RunConfig], store: RunStore | None = None, devi
         for run in runs:
             if not run.is_complete:
                 pending[run.resume_epoch()].append(run)
-        device = pick_device(device)
         for start, group in sorted(pending.items()):
             _train_group(group, start, device, progress, stop_after)
     return runs

@@ -166,11 +166,11 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     are dropped. A new run whose config is stored with fewer epochs (ending on one of this run's logged
     epochs) continues from that run (extend=True; `shorter_twin`), bit for bit the same as training afresh. `stop_after` ends the session after that epoch, as an interruption would (used by tests).
     """
+    device = pick_device(device)  # a bad device is refused first, even for a finished run
     store = store or RunStore()
     run = store.run(config)
     if run.is_complete:
         return run
-    device = pick_device(device)  # a bad device is refused before anything is written
     with run.lock("train", lock_wait):
         run.save_config()
         if extend and run.resume_epoch() == 0 and (twin := shorter_twin(config, store)) is not None:
