@@ -61,6 +61,7 @@ def _unzigzag(value: int) -> int:
 # order-0 model cannot
 CATEGORICAL, ROWS, COLUMNS, BZIP2, LZMA = 0, 1, 2, 3, 4
 INT_DTYPES = (np.dtype("<i1"), np.dtype("<i2"), np.dtype("<i4"), np.dtype("<i8"))
+MAX_ALPHABET = 1 << 16  # index ranges up to this are range-coded; wider ones only packed
 ZERO_ROW = 0  # scale code of a line that is all zeros (nothing coded)
 
 
@@ -96,19 +97,23 @@ def _encode_array(values: np.ndarray) -> tuple[bytes, bytes]:
 
     flat = values.ravel()
     low, high = int(flat.min()), int(flat.max())
-    counts = np.bincount(flat - low)
-    coder = constriction.stream.stack.AnsCoder()
-    if len(counts) > 1:
-        coder.encode_reverse((flat - low).astype(np.int32), _categorical(counts))
-    best = (b"".join([bytes([CATEGORICAL]), _varint(_zigzag(low)), _varint(len(counts)),
-                      *map(_varint, counts.tolist())]), _words(coder).tobytes())
     code = _smallest_dtype(low, high)
     raw = flat.astype(INT_DTYPES[code]).tobytes()
-    for model, compress in ((BZIP2, lambda d: bz2.compress(d, 9)), (LZMA, lambda d: lzma.compress(d, lzma.FORMAT_XZ))):
-        packed = compress(raw)
-        if 2 + len(packed) < len(best[0]) + len(best[1]):
-            best = (bytes([model, code]), packed)
-    if values.ndim == 2 and high > low:
+    best = (bytes([BZIP2, code]), bz2.compress(raw, 9))
+    narrow = high - low < MAX_ALPHABET  # ANS models need a bounded alphabet; wide arrays are packed
+    if narrow:
+        counts = np.bincount(flat - low)
+        coder = constriction.stream.stack.AnsCoder()
+        if len(counts) > 1:
+            coder.encode_reverse((flat - low).astype(np.int32), _categorical(counts))
+        header = b"".join([bytes([CATEGORICAL]), _varint(_zigzag(low)), _varint(len(counts)),
+                           *map(_varint, counts.tolist())])
+        if len(header) + 4 * len(_words(coder)) <= len(best[0]) + len(best[1]):
+            best = (header, _words(coder).tobytes())
+    packed = lzma.compress(raw, lzma.FORMAT_XZ)
+    if 2 + len(packed) < len(best[0]) + len(best[1]):
+        best = (bytes([LZMA, code]), packed)
+    if values.ndim == 2 and high > low and narrow:
         for code, lines in ((ROWS, values), (COLUMNS, values.T)):
             scales = _scale_codes(lines)
             kept = scales != ZERO_ROW

@@ -1,0 +1,61 @@
+"""The entropy coder (grok_lib.complexity.entropy): every description decodes to the same weights, bit for
+bit, whichever model each array chose; a damaged one is reported, not decoded into something else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from grok_lib.complexity.coarse import CoarseGrained, StoredParam
+from grok_lib.complexity.coders import paper_size_of
+from grok_lib.complexity.entropy import BZIP2, CATEGORICAL, COLUMNS, LZMA, ROWS, _encode_array, decode_entropy, \
+    encode_entropy
+from grok_lib.errors import GrokError
+from test_coarse import coarse_grain, some_weights
+
+
+def same(a: CoarseGrained, b: CoarseGrained) -> bool:
+    if (a.delta, a.tau, a.ranks) != (b.delta, b.tau, b.ranks):
+        return False
+    return all(torch.equal(x, b.weights()[name]) for name, x in a.weights().items())
+
+
+@pytest.mark.parametrize("tau, delta", [(None, 1e-5), (None, 1e-3), (0.6, 1e-3), (0.9, 0.02), (1.0, 0.5), (None, 10.0)])
+def test_entropy_descriptions_decode_bit_for_bit(tau, delta):
+    cg = coarse_grain(some_weights(), tau, delta)
+    encoded = encode_entropy(cg)
+    assert same(cg, decode_entropy(encoded.data)) and encoded.n_bytes == len(encoded.data)
+
+
+def test_each_model_is_chosen_where_it_wins_and_every_one_decodes():
+    rng = np.random.default_rng(0)
+    arrays = {
+        CATEGORICAL: rng.choice([-1, 0, 0, 0, 1, 2], size=(40, 30)),  # an uneven histogram, no structure
+        ROWS: np.vstack([np.round(rng.laplace(0, s, 64)) for s in (0.01, 40.0) * 20]).astype(np.int64),
+        COLUMNS: np.vstack([np.round(rng.laplace(0, s, 64)) for s in (0.01, 40.0) * 20]).astype(np.int64).T.copy(),
+        BZIP2: np.tile(rng.integers(-3, 4, size=(1, 64)), (50, 1)),  # equal rows: a pattern, not a histogram
+    }
+    chosen = {}
+    for model, values in arrays.items():
+        header, _ = _encode_array(values)
+        chosen[model] = header[0]
+    assert chosen[CATEGORICAL] == CATEGORICAL and chosen[ROWS] == ROWS and chosen[COLUMNS] == COLUMNS
+    assert chosen[BZIP2] in (BZIP2, LZMA)
+    params = tuple(StoredParam(f"p{i}", v.shape, None, (v,)) for i, v in enumerate(arrays.values()))
+    params += (StoredParam("one value", (7,), None, (np.full(7, -5),)),
+               StoredParam("wide", (300,), None, (rng.integers(-10**9, 10**9, 300),)))
+    cg = CoarseGrained(0.01, None, params)
+    assert same(cg, decode_entropy(encode_entropy(cg).data))
+
+
+def test_on_trained_like_weights_it_is_smaller_than_the_paper_coder():
+    cg = coarse_grain(some_weights(), 0.9, 0.02)
+    assert encode_entropy(cg).n_bytes < paper_size_of(cg)
+
+
+def test_a_damaged_description_is_reported():
+    data = encode_entropy(coarse_grain(some_weights(), None, 0.1)).data
+    for broken in (b"X" + data[1:], data[:-3], data[:1] + b"Q" + data[2:], data[:10]):
+        with pytest.raises(GrokError, match="encoding"):
+            decode_entropy(broken)
