@@ -13,6 +13,7 @@ from grok_lib.training.config import DEMO, RunConfig
 from grok_lib.errors import CheckpointError, GrokError
 from grok_lib.store import RunStore
 from grok_lib.training.train import grokking_epochs, log_schedule, train
+from test_faults import same_training
 
 DETERMINISTIC = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "spectral_entropy"]
 
@@ -125,16 +126,6 @@ def test_corrupt_weight_checkpoint_is_reported_on_load(store, tiny_config):
         run.load_model(3)
 
 
-def _same_run(a, b):
-    cols = [c for c in a.metrics().columns if c != "wall_s"]
-    pd.testing.assert_frame_equal(a.metrics()[cols], b.metrics()[cols])
-    assert a.checkpoints() == b.checkpoints()
-    for epoch in a.checkpoints():
-        wa, wb = a.load_weights(epoch), b.load_weights(epoch)
-        assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert torch.equal(a.load_resume()["model/embed.weight"], b.load_resume()["model/embed.weight"])
-
-
 def test_a_longer_run_continues_from_its_stored_shorter_twin_bit_for_bit(tmp_path, tiny_config):
     short, long = tiny_config.with_(epochs=13), tiny_config.with_(epochs=23)  # 13 = floor(1.3^10) is a logged epoch
     assert 13 in log_schedule(23)
@@ -143,7 +134,8 @@ def test_a_longer_run_continues_from_its_stored_shorter_twin_bit_for_bit(tmp_pat
     extended = train(long, store, progress=False)
     assert int(extended.metrics().epoch.iloc[0]) == 1 and extended.checkpoints()[-1] == 23
     afresh = train(long, RunStore(tmp_path / "afresh"), progress=False)
-    _same_run(extended, afresh)
+    same_training(extended, afresh)
+    assert torch.equal(extended.load_resume()["model/embed.weight"], afresh.load_resume()["model/embed.weight"])
     assert store.run(short).is_complete  # the twin is left as it was
 
 

@@ -36,6 +36,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .byteio import Reader, param_header, read_param_header, varint
 from .coarse import CoarseGrained, StoredParam, dequantize
 from ..errors import GrokError
 
@@ -91,15 +92,6 @@ def encode_paper(cg: CoarseGrained, limit: int | None = None) -> Encoded:
     return Encoded(_paper_bytes(cg.stored_arrays()), "bzip2")
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _smallest_dtype(indices: np.ndarray) -> int:
     """Code of the smallest little-endian integer dtype holding every index."""
     low, high = (int(indices.min()), int(indices.max())) if indices.size else (0, 0)
@@ -113,12 +105,10 @@ def _smallest_dtype(indices: np.ndarray) -> int:
 def serialize(cg: CoarseGrained, layout: int = INDICES) -> bytes:
     """The uncompressed symbols payload of `cg` in `layout` (format in the module docstring)."""
     tau = math.nan if cg.tau is None else float(cg.tau)
-    header = [MAGIC, bytes([VERSION, layout]), struct.pack("<dd", cg.delta, tau), _varint(len(cg.params))]
+    header = [MAGIC, bytes([VERSION, layout]), struct.pack("<dd", cg.delta, tau), varint(len(cg.params))]
     data = []
     for p in cg.params:
-        name = p.name.encode()
-        header += [_varint(len(name)), name, _varint(len(p.shape)), *map(_varint, p.shape),
-                   _varint(0 if p.rank is None else p.rank + 1)]
+        header.append(param_header(p.name, p.shape, p.rank))
         for indices in p.indices:
             if layout == FLOATS:
                 data.append(dequantize(indices, cg.delta).astype("<f4").tobytes())
@@ -165,27 +155,6 @@ def symbols_bzip2_size(cg: CoarseGrained) -> int:
     return 1 + len(CODECS[b"B"][1](serialize(cg, INDICES)))
 
 
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise GrokError("encoding", "truncated symbols encoding")
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        value, shift = 0, 0
-        while True:
-            byte = self.take(1)[0]
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
-
-
 def _factor_shapes(shape: tuple[int, ...], rank: int | None) -> list[tuple[int, ...]]:
     if rank is None:
         return [shape]
@@ -200,7 +169,7 @@ def decode_symbols(data: bytes) -> CoarseGrained:
     if tag not in CODECS:
         raise GrokError("encoding", f"unknown codec tag {tag!r}; allowed: {sorted(CODECS)}")
     try:
-        reader = _Reader(CODECS[tag][2](body))
+        reader = Reader(CODECS[tag][2](body), "symbols encoding")
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise GrokError("encoding", f"corrupt symbols encoding ({err})") from None
     if reader.take(4) != MAGIC or reader.take(1)[0] != VERSION:
@@ -211,10 +180,7 @@ def decode_symbols(data: bytes) -> CoarseGrained:
     delta, tau = struct.unpack("<dd", reader.take(16))
     layouts = []
     for _ in range(reader.varint()):
-        name = reader.take(reader.varint()).decode()
-        shape = tuple(reader.varint() for _ in range(reader.varint()))
-        rank_code = reader.varint()
-        rank = None if rank_code == 0 else rank_code - 1
+        name, shape, rank = read_param_header(reader)
         shapes = _factor_shapes(shape, rank)
         codes = [reader.take(1)[0] if layout == INDICES else None for _ in shapes]
         if any(code is not None and code >= len(INT_DTYPES) for code in codes):

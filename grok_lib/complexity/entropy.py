@@ -30,6 +30,7 @@ import struct
 
 import numpy as np
 
+from .byteio import Reader, param_header, read_param_header, varint
 from .coarse import CoarseGrained, StoredParam
 from ..errors import GrokError
 
@@ -37,15 +38,6 @@ MAGIC, VERSION = b"GKEN", 2
 HEADER_CODECS = {b"B": (lambda d: bz2.compress(d, 9), bz2.decompress),
                  b"L": (lambda d: lzma.compress(d, lzma.FORMAT_XZ, preset=6), lzma.decompress),
                  b"R": (lambda d: d, lambda d: d)}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def _zigzag(value: int) -> int:
@@ -106,8 +98,8 @@ def _encode_array(values: np.ndarray) -> tuple[bytes, bytes]:
         coder = constriction.stream.stack.AnsCoder()
         if len(counts) > 1:
             coder.encode_reverse((flat - low).astype(np.int32), _categorical(counts))
-        header = b"".join([bytes([CATEGORICAL]), _varint(_zigzag(low)), _varint(len(counts)),
-                           *map(_varint, counts.tolist())])
+        header = b"".join([bytes([CATEGORICAL]), varint(_zigzag(low)), varint(len(counts)),
+                           *map(varint, counts.tolist())])
         if len(header) + 4 * len(_words(coder)) <= len(best[0]) + len(best[1]):
             best = (header, _words(coder).tobytes())
     packed = lzma.compress(raw, lzma.FORMAT_XZ)
@@ -122,7 +114,7 @@ def _encode_array(values: np.ndarray) -> tuple[bytes, bytes]:
             model = constriction.stream.model.QuantizedLaplace(low, high)
             coder.encode_reverse(symbols.ravel().astype(np.int32), model, np.zeros(symbols.size),
                                  np.repeat(_scales(scales[kept]), symbols.shape[1]))
-            header = b"".join([bytes([code]), _varint(_zigzag(low)), _varint(_zigzag(high)),
+            header = b"".join([bytes([code]), varint(_zigzag(low)), varint(_zigzag(high)),
                                scales.astype(np.uint8).tobytes()])
             if len(header) + 4 * len(_words(coder)) < len(best[0]) + len(best[1]):
                 best = (header, _words(coder).tobytes())
@@ -138,45 +130,22 @@ def encode_entropy(cg: CoarseGrained, limit: int | None = None) -> "Encoded":
     from .coders import Encoded
 
     tau = math.nan if cg.tau is None else float(cg.tau)
-    header = [MAGIC, bytes([VERSION]), struct.pack("<dd", cg.delta, tau), _varint(len(cg.params))]
+    header = [MAGIC, bytes([VERSION]), struct.pack("<dd", cg.delta, tau), varint(len(cg.params))]
     for p in cg.params:
-        name = p.name.encode()
-        header += [_varint(len(name)), name, _varint(len(p.shape)), *map(_varint, p.shape),
-                   _varint(0 if p.rank is None else p.rank + 1)]
+        header.append(param_header(p.name, p.shape, p.rank))
     payload = []
     for values in _arrays(cg):
         model, data = _encode_array(values)
-        header += [model, _varint(len(data))]
+        header += [model, varint(len(data))]
         payload.append(data)
     raw = b"".join(header)
     tag, packed = min(((t, c(raw)) for t, (c, _) in HEADER_CODECS.items()), key=lambda tc: len(tc[1]))
-    data = b"E" + tag + _varint(len(packed)) + packed + b"".join(payload)
+    data = b"E" + tag + varint(len(packed)) + packed + b"".join(payload)
     return Encoded(data, {b"B": "bzip2", b"L": "lzma", b"R": "raw"}[tag] + "+ans")
 
 
 def entropy_size(cg: CoarseGrained) -> int:
     return encode_entropy(cg).n_bytes
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise GrokError("encoding", "truncated entropy encoding")
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        value, shift = 0, 0
-        while True:
-            byte = self.take(1)[0]
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
 
 
 def decode_entropy(data: bytes) -> CoarseGrained:
@@ -185,7 +154,7 @@ def decode_entropy(data: bytes) -> CoarseGrained:
 
     from .coders import _factor_shapes
 
-    outer = _Reader(data)
+    outer = Reader(data, "entropy encoding")
     if outer.take(1) != b"E":
         raise GrokError("encoding", "not an entropy encoding")
     tag = outer.take(1)
@@ -193,7 +162,7 @@ def decode_entropy(data: bytes) -> CoarseGrained:
         raise GrokError("encoding", f"unknown header codec {tag!r}; allowed: {sorted(HEADER_CODECS)}")
     packed = outer.take(outer.varint())
     try:
-        reader = _Reader(HEADER_CODECS[tag][1](packed))
+        reader = Reader(HEADER_CODECS[tag][1](packed), "entropy encoding")
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise GrokError("encoding", f"corrupt entropy header ({err})") from None
     if reader.take(4) != MAGIC or reader.take(1)[0] != VERSION:
@@ -201,10 +170,7 @@ def decode_entropy(data: bytes) -> CoarseGrained:
     delta, tau = struct.unpack("<dd", reader.take(16))
     layouts = []
     for _ in range(reader.varint()):
-        name = reader.take(reader.varint()).decode()
-        shape = tuple(reader.varint() for _ in range(reader.varint()))
-        rank_code = reader.varint()
-        rank = None if rank_code == 0 else rank_code - 1
+        name, shape, rank = read_param_header(reader)
         layouts.append((name, shape, rank, _factor_shapes(shape, rank)))
     models = []
     for name, _, _, shapes in layouts:
@@ -226,7 +192,7 @@ def decode_entropy(data: bytes) -> CoarseGrained:
     return CoarseGrained(delta, None if math.isnan(tau) else tau, tuple(params))
 
 
-def _read_model(reader: _Reader, shape: tuple[int, ...]) -> tuple[tuple, int]:
+def _read_model(reader: Reader, shape: tuple[int, ...]) -> tuple[tuple, int]:
     code = reader.take(1)[0]
     if code == CATEGORICAL:
         low = _unzigzag(reader.varint())

@@ -1,0 +1,57 @@
+"""The byte-level pieces of our self-describing encodings (coders.py's symbols, entropy.py's entropy):
+unsigned LEB128 varints and a reader that reports a truncated encoding as bad input."""
+
+from __future__ import annotations
+
+from ..errors import GrokError
+
+
+def varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, the high bit set on every byte but the last."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+class Reader:
+    """Reads bytes and varints from `data`; running past its end is GrokError("encoding", truncated `what`)."""
+
+    def __init__(self, data: bytes, what: str = "encoding"):
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise GrokError("encoding", f"truncated {self.what}")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def varint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+
+def param_header(name: str, shape: tuple[int, ...], rank: int | None) -> bytes:
+    """One parameter's layout: len(name) name(utf-8) ndim dims... rank+1 (0 = stored whole)."""
+    encoded = name.encode()
+    return b"".join([varint(len(encoded)), encoded, varint(len(shape)), *map(varint, shape),
+                     varint(0 if rank is None else rank + 1)])
+
+
+def read_param_header(reader: Reader) -> tuple[str, tuple[int, ...], int | None]:
+    """Inverse of param_header: (name, shape, rank)."""
+    try:
+        name = reader.take(reader.varint()).decode()
+    except UnicodeDecodeError:
+        raise GrokError("encoding", f"a parameter name in the {reader.what} is not UTF-8") from None
+    shape = tuple(reader.varint() for _ in range(reader.varint()))
+    rank_code = reader.varint()
+    return name, shape, None if rank_code == 0 else rank_code - 1
