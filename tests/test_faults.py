@@ -280,6 +280,32 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     assert not list(tmp_path.glob("*/.lock-train"))  # the lock went with it
 
 
+def test_ctrl_c_in_a_complexity_pass_keeps_its_rows_and_says_how_to_resume(tmp_path):
+    import signal
+
+    assert cli("train", *TINY_ARGS[:-3], "--epochs", "60", "--quiet", store=tmp_path).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "grok_lib", "--store", str(tmp_path), "complexity",
+                             *TINY_ARGS[:-3], "--epochs", "60", "--quiet", "--eps", "1", "--n-random", "2",
+                             "--n-guided", "2", "--estimator", "ET", "--algorithm-2", "sweep-top"],
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("*/complexity.csv")):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().startswith("interrupted")
+    (table,) = tmp_path.glob("*/complexity.csv")
+    rows = pd.read_csv(table)
+    assert len(rows) >= 1 and not rows.isna().all(axis=1).any()  # what was measured is kept, whole
+    assert not list(tmp_path.glob("*/.lock-complexity"))
+
+
 # 9. leftovers ------------------------------------------------------------------------------------------------
 def test_stored_files_are_readable_by_collaborators_and_leftover_temporaries_are_removed(tmp_path, reference):
     run = train(RunConfig(**TINY), RunStore(tmp_path), stop_after=4, progress=False)
