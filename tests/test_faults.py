@@ -259,46 +259,39 @@ def test_reproduce_with_an_unknown_profile_is_one_line():
     assert result.stderr.strip() == "error: profile: unknown profile 'foo'; allowed: ci, cpu, p113, paper or auto"
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+def interrupt(args, store, ready: str) -> tuple[int, str]:
+    """Run `python -m grok_lib --store STORE ARGS`, send it SIGINT once a file matching `ready` exists in the
+    store; (exit status, stderr). A shell's background job inherits SIGINT ignored and Python keeps it so:
+    the child gets the default back."""
     import signal
 
-    # a shell's background job inherits SIGINT ignored, and Python then keeps it ignored: restore the default
-    proc = subprocess.Popen([sys.executable, "-m", "grok_lib", "--store", str(tmp_path), "train", *TINY_ARGS[:-3],
-                             "--epochs", "100000", "--quiet"], stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen([sys.executable, "-m", "grok_lib", "--store", str(store), *args], stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not list(tmp_path.glob("*/metrics.csv")):
-            time.sleep(0.2)
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(store.glob(ready)):
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
-        proc.kill()  # never leave a 100,000-epoch run behind
+        proc.kill()  # never leave a long run behind
         proc.wait()
-    assert proc.returncode == 130 and "Traceback" not in err
+    return proc.returncode, err
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    code, err = interrupt(["train", *TINY_ARGS[:-3], "--epochs", "100000", "--quiet"], tmp_path, "*/metrics.csv")
+    assert code == 130 and "Traceback" not in err
     assert err.strip() == "interrupted; run the same command again to resume"
     assert not list(tmp_path.glob("*/.lock-train"))  # the lock went with it
 
 
 def test_ctrl_c_in_a_complexity_pass_keeps_its_rows_and_says_how_to_resume(tmp_path):
-    import signal
-
-    assert cli("train", *TINY_ARGS[:-3], "--epochs", "60", "--quiet", store=tmp_path).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "grok_lib", "--store", str(tmp_path), "complexity",
-                             *TINY_ARGS[:-3], "--epochs", "60", "--quiet", "--eps", "1", "--n-random", "2",
-                             "--n-guided", "2", "--estimator", "ET", "--algorithm-2", "sweep-top"],
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not list(tmp_path.glob("*/complexity.csv")):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    run_args = [*TINY_ARGS[:-3], "--epochs", "60", "--quiet"]
+    assert cli("train", *run_args, store=tmp_path).returncode == 0
+    code, err = interrupt(["complexity", *run_args, "--eps", "1", "--n-random", "2", "--n-guided", "2",
+                           "--estimator", "ET", "--algorithm-2", "sweep-top"], tmp_path, "*/complexity.csv")
+    assert code == 130 and "Traceback" not in err, err
     assert err.strip().startswith("interrupted")
     (table,) = tmp_path.glob("*/complexity.csv")
     rows = pd.read_csv(table)

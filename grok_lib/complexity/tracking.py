@@ -167,7 +167,7 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     return rows
 
 
-def _check_settings(run: Run, settings: TrackingSettings) -> bool:
+def check_settings(run: Run, settings: TrackingSettings) -> bool:
     """Whether settings are already stored; refuses (before any write) a table made with other settings."""
     path = run.path / SETTINGS_FILE
     if not path.exists():
@@ -198,23 +198,23 @@ def checkpoint_job(run_dir: str, config, epoch: int, settings: TrackingSettings,
                               device)
 
 
-def check_settings(run: Run, settings: TrackingSettings) -> None:
-    """Refuse (before anything is measured) settings other than those the run's table was measured with."""
-    _check_settings(run, settings)
-
-
 def store_rows(run: Run, settings: TrackingSettings, rows: list[dict], lock_wait: float = math.inf) -> pd.DataFrame:
     """Merge measured rows into the run's complexity.csv, replacing rows of the same checkpoints; the table is
     read and rewritten (atomically) under the run's "complexity" lock, so concurrent writers merge."""
     with run.lock("complexity", lock_wait):
-        if not _check_settings(run, settings):
-            write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
-        table = read_complexity(run)
-        epochs = {int(r["epoch"]) for r in rows}
-        frame = pd.concat([table[~table.epoch.isin(epochs)], pd.DataFrame(rows)], ignore_index=True)
-        frame = frame.sort_values(["epoch", "eps"], ignore_index=True)
-        write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
-        return frame
+        return _merge_rows(run, settings, rows)
+
+
+def _merge_rows(run: Run, settings: TrackingSettings, rows: list[dict]) -> pd.DataFrame:
+    """store_rows for a caller that holds the run's "complexity" lock."""
+    if not check_settings(run, settings):
+        write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
+    table = read_complexity(run)
+    epochs = {int(r["epoch"]) for r in rows}
+    frame = pd.concat([table[~table.epoch.isin(epochs)], pd.DataFrame(rows)], ignore_index=True)
+    frame = frame.sort_values(["epoch", "eps"], ignore_index=True)
+    write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
+    return frame
 
 
 def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), device: str = "cpu",
@@ -241,22 +241,17 @@ def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), 
 
 def _track_locked(run: Run, settings: TrackingSettings, device: str, progress: bool, wanted: list[int],
                   workers: int) -> pd.DataFrame:
-    settings_stored = _check_settings(run, settings)
+    check_settings(run, settings)
     table = read_complexity(run)
     done = {int(e) for e, group in table.groupby("epoch") if set(group.eps) >= set(settings.eps)}
     todo = [e for e in wanted if e not in done]
     if not todo:
         return table
-    if not settings_stored:
-        write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
     config = run.config
-    rows = table[~table.epoch.isin(todo)].to_dict("records")
     bar = tqdm(total=len(todo), disable=not progress, desc=f"complexity {run.path.name}", unit="checkpoint")
 
     def store(epoch: int, new_rows: list[dict]) -> pd.DataFrame:
-        rows.extend(new_rows)
-        frame = pd.DataFrame(rows).sort_values(["epoch", "eps"], ignore_index=True)
-        write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
+        frame = _merge_rows(run, settings, new_rows)
         last = frame[frame.epoch == epoch]
         kb = _at(last, 1.0, size_column(ALGORITHM_1, "paper")) / 1e3
         bar.set_postfix(epoch=epoch, kB_at_eps1=f"{kb:.1f}", refresh=False)
