@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from .training.config import DEMO, REGIMES, RunConfig
@@ -191,6 +192,11 @@ def _add_complexity_parser(sub) -> None:
                    help="accept L(coarse) <= L + eps (the code) instead of |.| < eps")
     g.add_argument("--objective", default="paper", choices=list(CODERS), help="coder Algorithm 1 minimizes: "
                    + "; ".join(f"{name}: {coder.description}" for name, coder in CODERS.items()) + " (default paper)")
+    g.add_argument("--refine", type=int, default=0,
+                   help="not in the paper: Delta bisected this many steps at Algorithm 1's best tau, up to the "
+                        "edge of the bound (default 0, the paper's search)")
+    g.add_argument("--allocation", default="global", help="global (one Delta, the paper's, default) or "
+                   "sensitivity (one Delta per matrix from measured sensitivities; not in the paper)")
     g.add_argument("--algorithm-2", default="sweep", help="Algorithm 2's search: sweep (the paper's, default), "
                    "sweep-edges (compress only the top of each feasible run), sweep-top (the largest feasible Delta "
                    "of the grid, from the top down) or bisection (the authors' code)")
@@ -209,8 +215,9 @@ def _complexity(args, store: RunStore) -> None:
 
     settings = TrackingSettings(
         eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
-        bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator),
-        algorithm_2=args.algorithm_2)
+        bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator,
+                          refine=args.refine),
+        algorithm_2=args.algorithm_2, allocation=args.allocation)
     if args.run_dir is not None:
         if not (args.run_dir / "config.json").is_file():
             raise GrokError("run_dir", f"{args.run_dir} is not a run directory (no config.json)")
@@ -227,7 +234,7 @@ def _complexity(args, store: RunStore) -> None:
     last = table[table.epoch == table.epoch.max()]
     print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
     for row in last.to_dict("records"):
-        kb = {prefix: ", ".join(f"{coder} {row[size_column(prefix, coder)] / 1e3:.1f}" for coder in CODERS)
+        kb = {prefix: ", ".join(f"{coder} {row.get(size_column(prefix, coder), math.nan) / 1e3:.1f}" for coder in CODERS)
               for prefix in (ALGORITHM_1, POOLED, ALGORITHM_2)}
         print(f"  eps {row['eps']:<7g} Algorithm 1 {kb[ALGORITHM_1]} kB (pooled {kb[POOLED]} kB)  "
               f"Algorithm 2 {kb[ALGORITHM_2]} kB  naive {row['naive_bytes'] / 1e3:.1f} kB  "

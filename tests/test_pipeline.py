@@ -27,13 +27,19 @@ def test_a_rate_distortion_table_with_the_old_column_names_is_reused_and_read_wi
     import pandas as pd
 
     from grok_lib.complexity.tracking import LEGACY_COLUMNS
-    from grok_lib.paper.pipeline import RATE_DISTORTION_FILE, _final_stamp, final_rate_distortion
+    import json
+
+    from grok_lib.paper.pipeline import RATE_DISTORTION_FILE, final_rate_distortion
+    from grok_lib.paper.profiles import tracking_settings
 
     p = get_profile("ci")
+    stamp = json.loads(tracking_settings(p, final=True).to_json())
+    del stamp["allocation"], stamp["bayes"]["refine"]  # stored before these settings existed
+    stamp = json.dumps(stamp)
     run = RunStore(tmp_path).run(p.configs()[0])
     run.save_config()  # a stored run (opening one writes nothing)
     old = pd.DataFrame(dict(epoch=[40], eps=[1.0], complexity_bytes=[900], pooled_bytes=[800], alg2_bytes=[850],
-                            bound=[3.5], coarse_train_loss=[0.1], naive_bytes=[9000], settings=[_final_stamp(p)]))
+                            bound=[3.5], coarse_train_loss=[0.1], naive_bytes=[9000], settings=[stamp]))
     (run.path / RATE_DISTORTION_FILE).write_text(old.to_csv(index=False))
     assert final_jobs([run], p) == []  # same settings: reused, not remeasured
     final = final_rate_distortion([run], p)

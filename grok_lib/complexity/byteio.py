@@ -1,7 +1,11 @@
 """The byte-level pieces of our self-describing encodings (coders.py's symbols, entropy.py's entropy):
-unsigned LEB128 varints and a reader that reports a truncated encoding as bad input."""
+an encoding's bytes (`Encoded`), unsigned LEB128 varints, a reader that reports a truncated encoding as bad
+input, and a parameter's layout (name, shape, rank; the shapes of its stored arrays)."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 from ..errors import GrokError
 
@@ -55,3 +59,26 @@ def read_param_header(reader: Reader) -> tuple[str, tuple[int, ...], int | None]
     shape = tuple(reader.varint() for _ in range(reader.varint()))
     rank_code = reader.varint()
     return name, shape, None if rank_code == 0 else rank_code - 1
+
+
+def factor_shapes(shape: tuple[int, ...], rank: int | None) -> list[tuple[int, ...]]:
+    """The shapes of a parameter's stored arrays: itself, or its (m x k) and (k x n) low-rank factors."""
+    if rank is None:
+        return [shape]
+    return [(shape[0], rank), (rank, math.prod(shape[1:]))]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An encoding: the bytes and the compressor that made them (for `symbols`, the one that won)."""
+
+    data: bytes
+    codec: str  # bzip2 | lzma | ...+ans
+
+    @property
+    def n_bytes(self) -> int:
+        return len(self.data)
+
+    @property
+    def n_bits(self) -> int:
+        return 8 * self.n_bytes

@@ -6,6 +6,9 @@ A coarse-grained network is stored as integer bin indices on one global grid of 
 * a matrix replaced by its rank-k truncated SVD (Eq. 13-14) is stored as two factors, U_k diag(S_k)
   (m x k) and V_k^T (k x n), each quantized on the same grid, as in the authors' code.
 
+With a per-group Delta (`CoarseGrainer.with_ranks(..., scales=...)`, not in the paper) each parameter
+has its own spacing Delta * scale, stored beside its indices; the paper's Eq. 11 is scales = None.
+
 Storing indices rather than floats makes the grid values exact by construction: every coarse-grained value
 is float32(float64(index) * Delta) (`dequantize`), so an index 0 is +0.0 (the code mapped -0.0 to +0.0
 before compressing) and a decoder that knows the indices and Delta rebuilds the same weights bit for bit.
@@ -109,13 +112,19 @@ class StoredParam:
     shape: tuple[int, ...]  # the parameter's own shape
     rank: int | None  # None: stored whole; k: stored as factors (m x k) and (k x n)
     indices: tuple[np.ndarray, ...]  # int64: (whole,) or (left, right)
+    delta: float | None = None  # its own grid spacing (a per-group Delta); None: the network's global Delta
+
+    def step(self, delta: float) -> float:
+        """This parameter's grid spacing, given the network's global Delta."""
+        return delta if self.delta is None else self.delta
 
     def arrays(self, delta: float) -> list[np.ndarray]:
         """The stored float32 arrays (what the paper's coder pickles)."""
-        return [dequantize(i, delta) for i in self.indices]
+        return [dequantize(i, self.step(delta)) for i in self.indices]
 
     def weight(self, delta: float) -> np.ndarray:
         """The coarse-grained parameter in its own shape, float32; factors are multiplied in float64."""
+        delta = self.step(delta)
         if self.rank is None:
             return dequantize(self.indices[0], delta).reshape(self.shape)
         left, right = (dequantize(i, delta).astype(np.float64) for i in self.indices)
@@ -178,17 +187,26 @@ class CoarseGrainer:
             out.append(k if keeps_factorization(k, m, n) else None)
         return tuple(out)
 
-    def with_ranks(self, ranks: tuple[int | None, ...], delta: float, tau: float | None = None) -> CoarseGrained:
-        """Q(R(theta), Delta) for explicit per-parameter ranks (the cache key of a coarse-graining)."""
+    def with_ranks(self, ranks: tuple[int | None, ...], delta: float, tau: float | None = None,
+                   scales: tuple[float, ...] | None = None) -> CoarseGrained:
+        """Q(R(theta), Delta) for explicit per-parameter ranks (the cache key of a coarse-graining).
+
+        scales: per parameter, a multiplier of Delta giving its own grid spacing (a per-group Delta, e.g.
+        grok_lib.complexity.allocation); None: one global Delta, the paper's Eq. 11.
+        """
         check_delta(delta)
+        require(scales is None or len(scales) == len(self.names), "scales",
+                f"give one multiplier per parameter ({len(self.names)}), got {None if scales is None else len(scales)}")
         params = []
-        for name, k in zip(self.names, ranks):
+        for i, (name, k) in enumerate(zip(self.names, ranks)):
             array = self.arrays[name]
+            own = None if scales is None or scales[i] == 1.0 else float(delta) * float(scales[i])
+            step = float(delta) if own is None else own
             if k is None:
-                indices = (bin_indices(array, delta),)
+                indices = (bin_indices(array, step),)
             else:
-                indices = tuple(bin_indices(f, delta) for f in low_rank_factors(self.spectra[name], k))
-            params.append(StoredParam(name, tuple(array.shape), k, indices))
+                indices = tuple(bin_indices(f, step) for f in low_rank_factors(self.spectra[name], k))
+            params.append(StoredParam(name, tuple(array.shape), k, indices, own))
         return CoarseGrained(float(delta), tau, tuple(params))
 
     def __call__(self, tau: float | None, delta: float) -> CoarseGrained:

@@ -11,12 +11,15 @@ results, searches and `ComplexityProblem(objective=...)` read the registry.
   self-describing format, compressed with the better of bzip2 and LZMA (the first byte says which). Where
   Delta is finer than float32 resolution it also tries the float32 grid values (layout 1), the paper's
   byte stream without pickle's framing, so it is never larger than "paper" on the same weights.
+* "entropy": grok_lib.complexity.entropy, the bin indices range-coded under a model fitted per array (not
+  in the paper; the tightest of the three).
 * `naive_size`: the paper's coder on the raw float32 weights, no coarse-graining (Fig. 9).
 
 Symbols byte format (integers unsigned LEB128 varints unless said otherwise), before compression::
 
-    b"GKCG" version(1) layout(0 indices | 1 float32)  Delta(float64 LE)  tau(float64 LE, NaN = none)
+    b"GKCG" version(1 | 2) layout(0 indices | 1 float32)  Delta(float64 LE)  tau(float64 LE, NaN = none)
     n_params, then per parameter: len(name) name(utf-8)  ndim  dims...  rank+1 (0 = stored whole)
+                   in version 2 only (a per-group Delta), its own grid spacing (float64 LE)
                    and, in layout 0, one dtype code per stored array (0 int8, 1 int16, 2 int32, 3 int64)
     then every stored array, little-endian: its indices in that dtype, or its float32 grid values
 
@@ -30,18 +33,22 @@ import lzma
 import math
 import pickle
 import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .byteio import Reader, param_header, read_param_header, varint
+from .byteio import Encoded, Reader, factor_shapes, param_header, read_param_header, varint
 from .coarse import CoarseGrained, StoredParam, dequantize
+from .entropy import decode_entropy, encode_entropy, entropy_search_size
 from ..errors import GrokError
 
 MAGIC = b"GKCG"
-VERSION = 1
+VERSION, VERSION_SPACINGS = 1, 2  # 2: every parameter's own grid spacing follows its layout
 INDICES, FLOATS = 0, 1  # payload layouts
 INT_DTYPES = (np.dtype("<i1"), np.dtype("<i2"), np.dtype("<i4"), np.dtype("<i8"))
 LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6}]  # 9e: little gain for its time (benchmarks/RESULTS.md)
@@ -71,22 +78,6 @@ def naive_size(weights: dict[str, torch.Tensor]) -> int:
     return paper_size([w.detach().cpu().numpy() for w in weights.values()])
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """An encoding: the bytes and the compressor that made them (for `symbols`, the one that won)."""
-
-    data: bytes
-    codec: str  # bzip2 | lzma
-
-    @property
-    def n_bytes(self) -> int:
-        return len(self.data)
-
-    @property
-    def n_bits(self) -> int:
-        return 8 * self.n_bytes
-
-
 def encode_paper(cg: CoarseGrained, limit: int | None = None) -> Encoded:
     """The "paper" coder's bytes, bz2(pickle(stored float32 arrays)); `limit` is not used."""
     return Encoded(_paper_bytes(cg.stored_arrays()), "bzip2")
@@ -105,13 +96,17 @@ def _smallest_dtype(indices: np.ndarray) -> int:
 def serialize(cg: CoarseGrained, layout: int = INDICES) -> bytes:
     """The uncompressed symbols payload of `cg` in `layout` (format in the module docstring)."""
     tau = math.nan if cg.tau is None else float(cg.tau)
-    header = [MAGIC, bytes([VERSION, layout]), struct.pack("<dd", cg.delta, tau), varint(len(cg.params))]
+    spacings = any(p.delta is not None for p in cg.params)
+    version = VERSION_SPACINGS if spacings else VERSION
+    header = [MAGIC, bytes([version, layout]), struct.pack("<dd", cg.delta, tau), varint(len(cg.params))]
     data = []
     for p in cg.params:
         header.append(param_header(p.name, p.shape, p.rank))
+        if spacings:
+            header.append(struct.pack("<d", p.step(cg.delta)))
         for indices in p.indices:
             if layout == FLOATS:
-                data.append(dequantize(indices, cg.delta).astype("<f4").tobytes())
+                data.append(dequantize(indices, p.step(cg.delta)).astype("<f4").tobytes())
                 continue
             code = _smallest_dtype(indices)
             header.append(bytes([code]))
@@ -122,10 +117,11 @@ def serialize(cg: CoarseGrained, layout: int = INDICES) -> bytes:
 def _grid_values_decode_exactly(cg: CoarseGrained) -> bool:
     """Whether rint(value / Delta) recovers indices with the same grid values (needed by layout 1)."""
     for p in cg.params:
+        step = p.step(cg.delta)
         for indices in p.indices:
-            values = dequantize(indices, cg.delta)
-            again = np.rint(values.astype(np.float64) / cg.delta).astype(np.int64)
-            if not np.array_equal(dequantize(again, cg.delta), values):
+            values = dequantize(indices, step)
+            again = np.rint(values.astype(np.float64) / step).astype(np.int64)
+            if not np.array_equal(dequantize(again, step), values):
                 return False
     return True
 
@@ -155,14 +151,6 @@ def symbols_bzip2_size(cg: CoarseGrained) -> int:
     return 1 + len(CODECS[b"B"][1](serialize(cg, INDICES)))
 
 
-def _factor_shapes(shape: tuple[int, ...], rank: int | None) -> list[tuple[int, ...]]:
-    if rank is None:
-        return [shape]
-    m = shape[0]
-    n = math.prod(shape[1:])
-    return [(m, rank), (rank, n)]
-
-
 def decode_symbols(data: bytes) -> CoarseGrained:
     """Inverse of encode_symbols: the same CoarseGrained, hence bit-identical weights."""
     tag, body = data[:1], data[1:]
@@ -172,8 +160,8 @@ def decode_symbols(data: bytes) -> CoarseGrained:
         reader = Reader(CODECS[tag][2](body), "symbols encoding")
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise GrokError("encoding", f"corrupt symbols encoding ({err})") from None
-    if reader.take(4) != MAGIC or reader.take(1)[0] != VERSION:
-        raise GrokError("encoding", "not a version-1 symbols encoding")
+    if reader.take(4) != MAGIC or (version := reader.take(1)[0]) not in (VERSION, VERSION_SPACINGS):
+        raise GrokError("encoding", f"not a version {VERSION} or {VERSION_SPACINGS} symbols encoding")
     layout = reader.take(1)[0]
     if layout not in (INDICES, FLOATS):
         raise GrokError("encoding", f"unknown layout {layout}; allowed: {INDICES}, {FLOATS}")
@@ -181,21 +169,23 @@ def decode_symbols(data: bytes) -> CoarseGrained:
     layouts = []
     for _ in range(reader.varint()):
         name, shape, rank = read_param_header(reader)
-        shapes = _factor_shapes(shape, rank)
+        own = struct.unpack("<d", reader.take(8))[0] if version == VERSION_SPACINGS else None
+        own = None if own == delta else own
+        shapes = factor_shapes(shape, rank)
         codes = [reader.take(1)[0] if layout == INDICES else None for _ in shapes]
         if any(code is not None and code >= len(INT_DTYPES) for code in codes):
             raise GrokError("encoding", f"unknown integer dtype code in {codes}")
-        layouts.append((name, shape, rank, shapes, codes))
+        layouts.append((name, shape, rank, own, shapes, codes))
     params = []
-    for name, shape, rank, shapes, codes in layouts:
+    for name, shape, rank, own, shapes, codes in layouts:
         indices = []
         for array_shape, code in zip(shapes, codes):
             dtype = np.dtype("<f4") if code is None else INT_DTYPES[code]
             values = np.frombuffer(reader.take(math.prod(array_shape) * dtype.itemsize), dtype=dtype)
             if code is None:  # float32 grid values -> indices with exactly these values (checked on encode)
-                values = np.rint(values.astype(np.float64) / delta)
+                values = np.rint(values.astype(np.float64) / (delta if own is None else own))
             indices.append(values.astype(np.int64).reshape(array_shape))
-        params.append(StoredParam(name, shape, rank, tuple(indices)))
+        params.append(StoredParam(name, shape, rank, tuple(indices), own))
     return CoarseGrained(delta, None if math.isnan(tau) else tau, tuple(params))
 
 
@@ -215,6 +205,8 @@ CODERS: dict[str, Coder] = {
                    exact_codec="bzip2"),
     "symbols": Coder("integer bin indices, bzip2 or LZMA, self-describing", encode_symbols, symbols_bzip2_size,
                      decode=decode_symbols),
+    "entropy": Coder("bin indices range-coded (ANS) under a model per array, or bzip2 / LZMA where smaller",
+                     encode_entropy, entropy_search_size, decode=decode_entropy),
 }
 
 
@@ -247,3 +239,23 @@ def coded_sizes(cg: CoarseGrained, known: dict[str, int] | None = None) -> dict[
         encoded = coder.encode(cg, limit)
         out[name] = CodedSize(encoded.n_bytes, encoded.codec)
     return out
+
+
+_COMPRESSORS: dict[int, ThreadPoolExecutor] = {}
+_COMPRESSORS_LOCK = threading.Lock()
+
+
+def compressor(threads: int = 1) -> ThreadPoolExecutor:
+    """The process's background compression pool of `threads` threads: bz2, lzma and constriction release
+    the GIL, so threads compress in parallel without copying arrays to other processes."""
+    with _COMPRESSORS_LOCK:
+        if threads not in _COMPRESSORS:
+            _COMPRESSORS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grok-compress")
+        return _COMPRESSORS[threads]
+
+
+def timed_call(fn, *args):
+    """(fn(*args), the seconds it took)."""
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start

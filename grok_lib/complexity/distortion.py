@@ -137,3 +137,8 @@ class LossMeter:
         for i in active:
             out[i] = (totals[i] / n, correct[i] / n if classifier else math.nan, True)
         return out
+
+
+def check_eps(eps: float) -> None:
+    require(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0, "eps",
+            f"distortion bound must be a finite number > 0, got {eps!r}")

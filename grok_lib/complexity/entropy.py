@@ -5,14 +5,16 @@ spends close to the empirical entropy of each stored array's bin indices (plus i
 what a general-purpose compressor finds. Per stored array (a whole parameter, or one low-rank factor) the
 description is the smallest of: ANS under the array's own histogram of indices (stored exactly, as counts),
 ANS under a Laplace law per row or per column of a matrix (one scale byte per line; all-zero lines cost
-nothing), or bzip2 / LZMA of the indices' bytes (which find repeated patterns an order-0 model cannot); the
+nothing), or bzip2 / LZMA of the indices' bytes (which find repeated patterns an order-0 model cannot;
+LZMA is tried only where bzip2 already beat the histogram); the
 decoder rebuilds the same model and the same indices, bit for bit.
 
 Byte format (integers unsigned LEB128 varints; signed ones zigzag-mapped first)::
 
     b"E" then a compressed header: 1 byte codec tag (B bzip2 | L LZMA | R raw), varint length, the bytes of
-        b"GKEN" version(1) Delta(float64 LE) tau(float64 LE, NaN = none) n_params
+        b"GKEN" version(2 | 3) Delta(float64 LE) tau(float64 LE, NaN = none) n_params
         per parameter: len(name) name ndim dims... rank+1 (0 = stored whole)
+            and in version 3 only (a per-group Delta) its own grid spacing (float64 LE)
         per stored array: its model, then its payload's length in bytes:
             0 (categorical): min index (signed), k = max - min + 1, then k counts
             1 / 2 (Laplace per row / per column, mean 0): min and max index (signed), one scale byte per
@@ -30,11 +32,11 @@ import struct
 
 import numpy as np
 
-from .byteio import Reader, param_header, read_param_header, varint
+from .byteio import Encoded, Reader, factor_shapes, param_header, read_param_header, varint
 from .coarse import CoarseGrained, StoredParam
 from ..errors import GrokError
 
-MAGIC, VERSION = b"GKEN", 2
+MAGIC, VERSION, VERSION_SPACINGS = b"GKEN", 2, 3  # 3: every parameter's own grid spacing follows it
 HEADER_CODECS = {b"B": (lambda d: bz2.compress(d, 9), bz2.decompress),
                  b"L": (lambda d: lzma.compress(d, lzma.FORMAT_XZ, preset=6), lzma.decompress),
                  b"R": (lambda d: d, lambda d: d)}
@@ -83,8 +85,10 @@ def _smallest_dtype(low: int, high: int) -> int:
     return next(i for i, d in enumerate(INT_DTYPES) if np.iinfo(d).min <= low and high <= np.iinfo(d).max)
 
 
-def _encode_array(values: np.ndarray) -> tuple[bytes, bytes]:
-    """The smallest of the array's models: its header bytes (model code and parameters) and payload."""
+def _encode_array(values: np.ndarray, fast: bool = False) -> tuple[bytes, bytes]:
+    """The smallest of the array's models: its header bytes (model code and parameters) and payload.
+    fast: only the histogram and bzip2 (the searches' objective; LZMA and the Laplace models cost more
+    time): never smaller. LZMA is tried only where bzip2 beat the histogram."""
     import constriction
 
     flat = values.ravel()
@@ -102,9 +106,12 @@ def _encode_array(values: np.ndarray) -> tuple[bytes, bytes]:
                            *map(varint, counts.tolist())])
         if len(header) + 4 * len(_words(coder)) <= len(best[0]) + len(best[1]):
             best = (header, _words(coder).tobytes())
-    packed = lzma.compress(raw, lzma.FORMAT_XZ)
-    if 2 + len(packed) < len(best[0]) + len(best[1]):
-        best = (bytes([LZMA, code]), packed)
+    if fast:
+        return best
+    if best[0][0] == BZIP2:  # bzip2 beat the histogram: a pattern, which LZMA may find better still (else
+        packed = lzma.compress(raw, lzma.FORMAT_XZ)  # it rarely wins, at ~6x bzip2's time: RESULTS.md)
+        if 2 + len(packed) < len(best[0]) + len(best[1]):
+            best = (bytes([LZMA, code]), packed)
     if values.ndim == 2 and high > low and narrow:
         for code, lines in ((ROWS, values), (COLUMNS, values.T)):
             scales = _scale_codes(lines)
@@ -125,17 +132,20 @@ def _arrays(cg: CoarseGrained) -> list[np.ndarray]:
     return [np.asarray(a, dtype=np.int64) for p in cg.params for a in p.indices]
 
 
-def encode_entropy(cg: CoarseGrained, limit: int | None = None) -> "Encoded":
-    """The `entropy` coder's bytes of `cg` (format in the module docstring); `limit` is not used."""
-    from .coders import Encoded
-
+def encode_entropy(cg: CoarseGrained, limit: int | None = None, fast: bool = False) -> Encoded:
+    """The `entropy` coder's bytes of `cg` (format in the module docstring); `limit` is not used.
+    fast: each array's histogram and bzip2 models only (`entropy_search_size`)."""
     tau = math.nan if cg.tau is None else float(cg.tau)
-    header = [MAGIC, bytes([VERSION]), struct.pack("<dd", cg.delta, tau), varint(len(cg.params))]
+    spacings = any(p.delta is not None for p in cg.params)
+    header = [MAGIC, bytes([VERSION_SPACINGS if spacings else VERSION]), struct.pack("<dd", cg.delta, tau),
+              varint(len(cg.params))]
     for p in cg.params:
         header.append(param_header(p.name, p.shape, p.rank))
+        if spacings:
+            header.append(struct.pack("<d", p.step(cg.delta)))
     payload = []
     for values in _arrays(cg):
-        model, data = _encode_array(values)
+        model, data = _encode_array(values, fast)
         header += [model, varint(len(data))]
         payload.append(data)
     raw = b"".join(header)
@@ -144,16 +154,14 @@ def encode_entropy(cg: CoarseGrained, limit: int | None = None) -> "Encoded":
     return Encoded(data, {b"B": "bzip2", b"L": "lzma", b"R": "raw"}[tag] + "+ans")
 
 
-def entropy_size(cg: CoarseGrained) -> int:
-    return encode_entropy(cg).n_bytes
+def entropy_search_size(cg: CoarseGrained) -> int:
+    """What a search with the entropy objective minimizes: the fast encoding's size, >= the full one's
+    (the same format with fewer models tried; a valid description itself)."""
+    return encode_entropy(cg, fast=True).n_bytes
 
 
 def decode_entropy(data: bytes) -> CoarseGrained:
     """Inverse of encode_entropy: the same CoarseGrained, hence bit-identical weights."""
-    import constriction
-
-    from .coders import _factor_shapes
-
     outer = Reader(data, "entropy encoding")
     if outer.take(1) != b"E":
         raise GrokError("encoding", "not an entropy encoding")
@@ -165,20 +173,21 @@ def decode_entropy(data: bytes) -> CoarseGrained:
         reader = Reader(HEADER_CODECS[tag][1](packed), "entropy encoding")
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise GrokError("encoding", f"corrupt entropy header ({err})") from None
-    if reader.take(4) != MAGIC or reader.take(1)[0] != VERSION:
-        raise GrokError("encoding", "not a version-1 entropy encoding")
+    if reader.take(4) != MAGIC or (version := reader.take(1)[0]) not in (VERSION, VERSION_SPACINGS):
+        raise GrokError("encoding", f"not a version {VERSION} or {VERSION_SPACINGS} entropy encoding")
     delta, tau = struct.unpack("<dd", reader.take(16))
     layouts = []
     for _ in range(reader.varint()):
         name, shape, rank = read_param_header(reader)
-        layouts.append((name, shape, rank, _factor_shapes(shape, rank)))
+        own = struct.unpack("<d", reader.take(8))[0] if version == VERSION_SPACINGS else None
+        layouts.append((name, shape, rank, factor_shapes(shape, rank), None if own == delta else own))
     models = []
-    for name, _, _, shapes in layouts:
+    for name, _, _, shapes, _ in layouts:
         for array_shape in shapes:
             models.append((name, array_shape, *_read_model(reader, array_shape)))
     payload, params, index = outer.data[outer.pos:], [], 0
     position = 0
-    for name, shape, rank, shapes in layouts:
+    for name, shape, rank, shapes, own in layouts:
         indices = []
         for _ in shapes:
             _, array_shape, model, n_bytes = models[index]
@@ -188,7 +197,7 @@ def decode_entropy(data: bytes) -> CoarseGrained:
                 raise GrokError("encoding", "truncated entropy payload")
             position += n_bytes
             indices.append(_decode_array(model, array_shape, data, name))
-        params.append(StoredParam(name, shape, rank, tuple(indices)))
+        params.append(StoredParam(name, shape, rank, tuple(indices), own))
     return CoarseGrained(delta, None if math.isnan(tau) else tau, tuple(params))
 
 

@@ -9,7 +9,8 @@ None of its speed-ups changes an answer: losses stop early once they provably ex
 (`LossMeter`); only points that meet a bound are compressed, on a background thread pool while the loss
 of the rest of the set is measured (`background=False`: all in the caller's thread); the work runs on
 `threads` torch/BLAS threads (default 1: small matrices, where more threads contend; None leaves the
-process's settings alone). Measured costs: benchmarks/RESULTS.md.
+process's settings alone). allocation="sensitivity": a Delta per parameter (grok_lib.complexity.allocation;
+the paper's one global Delta is "global"). Measured costs: benchmarks/RESULTS.md.
 
     from grok_lib.complexity.search import measure_complexity
     result = measure_complexity(model, torch.nn.functional.cross_entropy, (x_train, y_train), eps=1.0)
@@ -20,19 +21,19 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 import warnings
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import torch
 from threadpoolctl import threadpool_limits
 
+from .allocation import PROBE_EXAMPLES, check_allocation, sensitivity_scales
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
-from .coders import CODERS, coded_sizes
-from .distortion import LossMeter, check_data, within_bound
+from .coders import CODERS, coded_sizes, compressor as _compressor, timed_call as _timed_call
+from .distortion import LossMeter, check_data, check_eps, within_bound
 from .results import ComplexityResult, Evaluation
 from ..errors import require
 
@@ -50,41 +51,18 @@ def described_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def check_eps(eps: float) -> None:
-    require(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0, "eps",
-            f"distortion bound must be a finite number > 0, got {eps!r}")
-
-
-_COMPRESSORS: dict[int, ThreadPoolExecutor] = {}
-_COMPRESSORS_LOCK = threading.Lock()
-
-
-def _compressor(threads: int = 1) -> ThreadPoolExecutor:
-    """The process's background compression pool of `threads` threads: bz2 and lzma release the GIL, so
-    threads compress in parallel without copying arrays to other processes."""
-    with _COMPRESSORS_LOCK:
-        if threads not in _COMPRESSORS:
-            _COMPRESSORS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grok-compress")
-        return _COMPRESSORS[threads]
-
-
-def _timed_call(fn, *args):
-    start = time.perf_counter()
-    value = fn(*args)
-    return value, time.perf_counter() - start
-
-
 class ComplexityProblem:
     """A network, its loss and data, and every coarse-graining of it evaluated so far."""
 
     def __init__(self, module: torch.nn.Module, loss_fn, train_data, test_data=None, *, one_sided: bool = False,
                  objective: str = "paper", chunk_size: int = 8192, early_exit: bool = True,
                  threads: int | None = 1, background: bool = True, compress_threads: int | None = None,
-                 vectorize: bool | None = None):
+                 vectorize: bool | None = None, allocation: str = "global"):
         require(isinstance(module, torch.nn.Module), "module",
                 f"must be a torch.nn.Module, got {type(module).__name__}")
         require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
         require(objective in CODERS, "objective", f"unknown coder {objective!r}; allowed: {', '.join(CODERS)}")
+        check_allocation(allocation)
         require(threads is None or (isinstance(threads, int) and threads >= 1), "threads",
                 f"must be a positive integer or None, got {threads!r}")
         params = described_tensors(module)
@@ -114,6 +92,10 @@ class ComplexityProblem:
             loss, acc, _ = self.loss_and_accuracy({k: v.detach() for k, v in params.items()}, self.train)
         require(math.isfinite(loss), "loss_fn", "the loss of the unmodified network is NaN or inf; it must be finite")
         self.reference_loss, self.reference_acc = loss, acc
+        self.allocation, self.scales, self.allocation_evaluations = allocation, None, 0  # scales: per parameter
+        if allocation == "sensitivity":
+            with self.limited_threads(), self.timed("allocation"):
+                self.scales, self.allocation_evaluations = sensitivity_scales(self.grainer, self._rise)
         self.evaluations: dict[tuple, Evaluation] = {}
         self.sizes: dict[tuple, int] = {}  # objective-coder bytes of evaluated points that met a bound
         self.coarse_cache: dict[tuple, CoarseGrained] = {}
@@ -146,12 +128,25 @@ class ComplexityProblem:
         """(mean loss, accuracy, exact) of `weights` on `data` (grok_lib.complexity.distortion.LossMeter)."""
         return self.meter.loss_and_accuracy(weights, data, limit, on_continue)
 
+    def _rise(self, name: str, rounded) -> float:
+        """The allocation's probe: the loss rise on the first PROBE_EXAMPLES training examples when
+        parameter `name` alone is replaced by `rounded`."""
+        subset = tuple(t[:PROBE_EXAMPLES] for t in self.train)
+        arrays = dict(self.grainer.arrays)
+        if not hasattr(self, "_probe_reference"):
+            self._probe_reference = self.loss_and_accuracy(self._on_device(arrays), subset)[0]
+        arrays[name] = rounded
+        return self.loss_and_accuracy(self._on_device(arrays), subset)[0] - self._probe_reference
+
+    def _on_device(self, arrays) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(a).to(device=self.device, dtype=self.dtypes[k]) for k, a in arrays.items()}
+
     def coarse_grain(self, ranks: tuple, delta: float, tau: float | None) -> CoarseGrained:
         key = (ranks, delta)
         if key not in self.coarse_cache:
             with self.timed("coarse_grain"):
                 self.coarse_cache.clear()  # keep only the latest: the weights are big, reuse is immediate
-                self.coarse_cache[key] = self.grainer.with_ranks(ranks, delta, tau)
+                self.coarse_cache[key] = self.grainer.with_ranks(ranks, delta, tau, self.scales)
         return self.coarse_cache[key]
 
     def weights_on_device(self, cg: CoarseGrained) -> dict[str, torch.Tensor]:
@@ -211,7 +206,7 @@ class ComplexityProblem:
             cached = self.evaluations.get(key)
             if key not in todo and not (cached is not None and (cached.exact or cached.train_loss > limit)):
                 with self.timed("coarse_grain"):
-                    todo[key] = (tau, self.grainer.with_ranks(key[0], key[1], tau))
+                    todo[key] = (tau, self.grainer.with_ranks(key[0], key[1], tau, self.scales))
         if todo:
             keys_in_order, coarse = list(todo), [cg for _, cg in todo.values()]
             weight_sets = [self.weights_on_device(cg) for cg in coarse]
@@ -314,4 +309,5 @@ class ComplexityProblem:
             algorithm=algorithm, eps=float(eps), one_sided=self.one_sided, sizes=sizes, tau=evaluation.tau,
             delta=evaluation.delta, ranks=cg.ranks, reference_train_loss=self.reference_loss,
             train_loss=evaluation.train_loss, train_acc=evaluation.train_acc, test_loss=test_loss,
-            test_acc=test_acc, n_train=len(self.train[0]), n_evaluations=n_evaluations, weights=weights, coarse=cg)
+            test_acc=test_acc, n_train=len(self.train[0]), n_evaluations=n_evaluations + self.allocation_evaluations,
+            weights=weights, coarse=cg)

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from .bounds import generalization_bound, total_description_length
 from .coders import naive_size
+from .allocation import check_allocation
 from .problem import described_tensors, OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from ..training.data import make_split
 from ..training.train import pick_device
@@ -67,6 +68,7 @@ class TrackingSettings:
     objective: str = "paper"  # the coder Algorithm 1 minimizes
     algorithm_2: str = "sweep"  # sweep (the paper's Algorithm 2) | bisection (the authors' code)
     bound_delta: float = 0.05  # Eq. 4's confidence parameter
+    allocation: str = "global"  # one Delta (the paper's) | "sensitivity": one per matrix (complexity.allocation)
 
     def __post_init__(self):
         require(len(self.eps) > 0, "eps", "give at least one distortion bound")
@@ -79,6 +81,7 @@ class TrackingSettings:
         require(self.algorithm_2 in ALGORITHM_2_METHODS, "algorithm_2",
                 f"unknown method {self.algorithm_2!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
         require(0.0 < self.bound_delta < 1.0, "bound_delta", f"must lie in (0, 1), got {self.bound_delta!r}")
+        check_allocation(self.allocation)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
@@ -151,7 +154,8 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     start = time.perf_counter()
     model = run.load_model(epoch, device)
     problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), (split.test_x, split.test_y),
-                                one_sided=settings.one_sided, objective=settings.objective)
+                                one_sided=settings.one_sided, objective=settings.objective,
+                                allocation=settings.allocation)
     naive = naive_size(described_tensors(model))
     rows = []
     for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
@@ -172,14 +176,27 @@ def check_settings(run: Run, settings: TrackingSettings) -> bool:
     path = run.path / SETTINGS_FILE
     if not path.exists():
         return False
-    stored = json.loads(path.read_text())
     wanted = json.loads(settings.to_json())
+    stored = as_stored(path.read_text())
     if stored != wanted:
         diff = {k: (stored.get(k), wanted.get(k)) for k in wanted if stored.get(k) != wanted.get(k)}
         raise GrokError("settings", f"{run.path / COMPLEXITY_FILE} was measured with other settings "
                         f"(field: stored vs requested) {diff}; keep the stored settings, or to measure anew "
                         f"move both {COMPLEXITY_FILE} and {SETTINGS_FILE} out of {run.path}")
     return True
+
+
+def as_stored(text: str) -> dict:
+    """Settings JSON as stored, read in today's fields: a setting added since it was written has the
+    default that reproduces the old behaviour (e.g. bayes.refine 0, allocation global)."""
+    return _with_defaults(json.loads(text), json.loads(TrackingSettings().to_json()))
+
+
+def _with_defaults(stored, defaults):
+    """`stored` (settings JSON) with every key it lacks taken from `defaults`, recursively."""
+    if not isinstance(stored, dict) or not isinstance(defaults, dict):
+        return stored
+    return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in stored.items()}}
 
 
 def read_complexity(run: Run) -> pd.DataFrame:

@@ -22,6 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..complexity.coders import CODERS
+
+# the coders a slider move runs: the entropy coder (~2.5x the paper's time, benchmarks/RESULTS.md) would
+# set the pace of every move, so the sliders show the paper's and the symbols sizes
+SLIDER_CODERS = ("paper", "symbols")
 from ..complexity.problem import ComplexityProblem
 from ..training.data import make_split
 from ..errors import require
@@ -80,7 +84,7 @@ class CheckpointExplorer:
             with problem.limited_threads():
                 cg = problem.grainer(tau, delta)
                 # the compressors release the GIL: every coder runs beside the loss
-                sizes = {name: self._pool.submit(coder.encode, cg, None) for name, coder in CODERS.items()}
+                sizes = {name: self._pool.submit(CODERS[name].encode, cg, None) for name in SLIDER_CODERS}
                 weights = cg.weights()
                 train_loss, train_acc, _ = problem.loss_and_accuracy(weights, problem.train)
                 test_loss, test_acc, _ = problem.loss_and_accuracy(weights, problem.test)

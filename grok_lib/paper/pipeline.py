@@ -3,12 +3,13 @@ checkpoints' rate-distortion. Each piece reuses what the run store already holds
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from ..complexity.tracking import (check_settings, checkpoint_job, load_complexity, measure_checkpoint,
+from ..complexity.tracking import (as_stored, check_settings, checkpoint_job, load_complexity, measure_checkpoint,
                                    read_complexity, read_table, store_rows)
 from ..jobs.cluster import Cluster
 from ..jobs.runner import Job, Runner
@@ -159,13 +160,12 @@ def _final_name(run: Run) -> str:
     return f"final {run.path.name}"
 
 
-def _final_stamp(profile: Profile) -> str:
-    return tracking_settings(profile, final=True).to_json().replace("\n", "")
-
-
 def _final_stored(run, profile: Profile) -> bool:
+    """Whether the run's rate_distortion.csv was measured with the profile's final settings (read with
+    today's fields, so a setting added since does not invalidate it)."""
     path = run.path / RATE_DISTORTION_FILE
-    return path.exists() and read_table(path)["settings"].iloc[0] == _final_stamp(profile)
+    wanted = json.loads(tracking_settings(profile, final=True).to_json())
+    return path.exists() and as_stored(read_table(path)["settings"].iloc[0]) == wanted
 
 
 def final_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
