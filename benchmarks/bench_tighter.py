@@ -1,85 +1,118 @@
-"""A tighter description than the paper's: paper bytes, symbols bytes and the entropy coder's bytes on the
-same coarse-grained checkpoints, side by side.
+"""A tighter bound than the paper's, measured on the same checkpoints: the paper's Algorithm 1 (its coder
+as the objective, one global Delta) beside searches that minimise the `entropy` coder, with one global
+Delta or a Delta per parameter (grok_lib.complexity.allocation), at the same eps and budget.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tighter.py --store runs --profile cpu
 
-For each run of the profile: its memorization-peak checkpoint (the tracked epoch of largest complexity at
-eps = 1) and its final one. The coarse-graining is the one the tracking table reports there (the
-figures' Algorithm 1 variant: its tau, Delta and ranks), rebuilt exactly from the checkpoint; each coder
-encodes it, the entropy and symbols descriptions are decoded back and checked bit for bit, and the table
-gives the bytes, the ratios to the paper's bytes and the seconds each coder took. Ends with the medians.
+Checkpoints: for each run of the profile, its memorization peak (the tracked epoch of largest pooled
+complexity at eps = 1) and its final checkpoint. Per checkpoint and search (a fresh ComplexityProblem
+each, Algorithm 1 with the profile's budget, its own points as in the paper):
+
+    paper               objective paper, global Delta: today's search; its paper bytes are the reference
+    paper+more          the same with REFINE more guided points (as many evaluations as +refine)
+    paper+refine        the same with BayesConfig.refine = REFINE (Delta bisected up to the bound's edge)
+    entropy             objective entropy, global Delta
+    entropy+refine      objective entropy, global Delta, refined
+    sensitivity+refine  objective entropy, a Delta per matrix (its probes counted in its evaluations), refined
+
+Every entropy and symbols description is decoded back and compared bit for bit with the weights the search
+evaluated. Printed: bytes, ratio to the paper search's paper bytes, loss evaluations, seconds per
+checkpoint; then the medians, and the ratio of seconds to the paper search's.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import statistics
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from grok_lib.complexity.coarse import CoarseGrainer
-from grok_lib.complexity.coders import decode_symbols, encode_paper, encode_symbols
-from grok_lib.complexity.entropy import decode_entropy, encode_entropy
-from grok_lib.complexity.problem import described_tensors
+from grok_lib.complexity.coders import CODERS
+from grok_lib.complexity.problem import ComplexityProblem
+from grok_lib.complexity.search import bayesian_complexity
 from grok_lib.complexity.tracking import read_complexity
-from grok_lib.paper.figures import VARIANTS
 from grok_lib.paper.profiles import get_profile
 from grok_lib.store import RunStore
+from grok_lib.training.data import make_split
 
-CODERS = (("paper", encode_paper, None), ("symbols", encode_symbols, decode_symbols),
-          ("entropy", encode_entropy, decode_entropy))
+REFINE = 8  # BayesConfig.refine steps of the refined searches
+# name: (objective, allocation, refine steps, extra guided points)
+SEARCHES = {"paper": ("paper", "global", 0, 0), "paper+more": ("paper", "global", 0, REFINE),
+            "paper+refine": ("paper", "global", REFINE, 0), "entropy": ("entropy", "global", 0, 0),
+            "entropy+refine": ("entropy", "global", REFINE, 0),
+            "sensitivity+refine": ("entropy", "sensitivity", REFINE, 0)}
 
 
-def rebuild(run, epoch: int, row) -> tuple:
-    prefix = VARIANTS["pooled"]
-    grainer = CoarseGrainer({k: v.detach() for k, v in described_tensors(run.load_model(epoch)).items()})
-    ranks_by_name = json.loads(row[prefix + "ranks"])
-    tau = None if row[prefix + "tau"] != row[prefix + "tau"] else float(row[prefix + "tau"])  # NaN: no low rank
-    ranks = tuple(ranks_by_name[name] for name in grainer.names)
-    return grainer.with_ranks(ranks, float(row[prefix + "delta"]), tau), float(row[prefix + "paper_bytes"])
+def checkpoints(profile, store, only=None):
+    for config in profile.configs():
+        if only and f"{config.op}-{config.regime}" not in only:
+            continue
+        run = store.run(config)
+        table = read_complexity(run)
+        table = table[table.eps == 1.0]
+        peak = int(table.loc[table["pooled_paper_bytes"].idxmax(), "epoch"])
+        for epoch in sorted({peak, int(table.epoch.max())}):
+            yield config, run, epoch
+
+
+def search(model, split, eps, bayes, objective, allocation):
+    start = time.perf_counter()
+    problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), objective=objective,
+                                allocation=allocation)
+    result = bayesian_complexity(problem, eps, bayes)
+    seconds = time.perf_counter() - start
+    for name, coder in CODERS.items():
+        if coder.decode is not None:
+            back = coder.decode(coder.encode(result.coarse, None).data).weights()
+            assert all(torch.equal(back[k], v) for k, v in result.coarse.weights().items()), f"{name} does not decode"
+    return result, seconds, problem.allocation_evaluations
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("runs"))
     parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--eps", type=float, default=1.0)
+    parser.add_argument("--only", nargs="*", help="runs as op-regime, e.g. add-ours (default: all)")
+    parser.add_argument("--searches", nargs="*", default=list(SEARCHES), choices=list(SEARCHES),
+                        help="which searches besides paper (default: all)")
     args = parser.parse_args()
+    searches = {name: SEARCHES[name] for name in SEARCHES if name == "paper" or name in args.searches}
     torch.set_num_threads(1)
     profile, store = get_profile(args.profile), RunStore(args.store)
-    ratios = {name: [] for name, _, _ in CODERS}
-    seconds = {name: [] for name, _, _ in CODERS}
-    print("| run @ epoch | paper B | symbols B (x paper) | entropy B (x paper) | s paper / symbols / entropy |")
-    print("|---|---|---|---|---|")
-    for config in profile.configs():
-        run = store.run(config)
-        table = read_complexity(run)
-        table = table[table.eps == 1.0]
-        peak = int(table.loc[table["pooled_paper_bytes"].idxmax(), "epoch"])
-        for epoch in sorted({peak, int(table.epoch.max())}):
-            cg, stored = rebuild(run, epoch, table[table.epoch == epoch].iloc[0])
-            sizes, times = {}, {}
-            for name, encode, decode in CODERS:
-                start = time.perf_counter()
-                encoded = encode(cg, None)
-                times[name] = time.perf_counter() - start
-                sizes[name] = encoded.n_bytes
-                if decode is not None:
-                    back = decode(encoded.data).weights()
-                    assert all(torch.equal(back[k], v) for k, v in cg.weights().items()), f"{name} does not decode"
-            assert sizes["paper"] == stored, f"rebuilt {sizes['paper']} B, the table says {stored}"
-            for name in sizes:
-                ratios[name].append(sizes[name] / sizes["paper"])
-                seconds[name].append(times[name])
-            print(f"| {config.op}-{config.regime} @ {epoch} | {sizes['paper']} | {sizes['symbols']} "
-                  f"({sizes['symbols'] / sizes['paper']:.3f}) | {sizes['entropy']} "
-                  f"({sizes['entropy'] / sizes['paper']:.3f}) | "
-                  f"{times['paper']:.2f} / {times['symbols']:.2f} / {times['entropy']:.2f} |", flush=True)
-    print(f"median x paper: symbols {statistics.median(ratios['symbols']):.3f}, entropy "
-          f"{statistics.median(ratios['entropy']):.3f}; median s per checkpoint: "
-          + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in seconds.items()))
+    ratios = {name: [] for name in searches}
+    seconds = {name: [] for name in searches}
+    print(f"eps {args.eps}, budget {profile.bayes.n_random} random + {profile.bayes.n_guided} guided + "
+          f"{len(profile.bayes.probes)} probes; bytes (x the paper search's paper bytes) evaluations seconds")
+    print("| run @ epoch | paper search: paper B / entropy B | " + " | ".join(n for n in searches if n != "paper")
+          + " |")
+    print("|---|---|" + "---|" * (len(searches) - 1))
+    for config, run, epoch in checkpoints(profile, store, args.only):
+        model = run.load_model(epoch)
+        split = make_split(config.op, config.p, config.train_frac, config.seed)
+        cells, reference = {}, None
+        for name, (objective, allocation, refine, extra) in searches.items():
+            bayes = dataclasses.replace(profile.bayes, n_guided=profile.bayes.n_guided + extra, refine=refine)
+            result, took, _ = search(model, split, args.eps, bayes, objective, allocation)
+            if name == "paper":
+                reference = result.sizes["paper"].n_bytes
+            size = result.sizes[objective].n_bytes
+            ratios[name].append((result.sizes["entropy"].n_bytes if name == "paper" else size) / reference)
+            seconds[name].append(took)
+            cells[name] = (f"{reference} / {result.sizes['entropy'].n_bytes} ({ratios[name][-1]:.3f}) "
+                           f"{result.n_evaluations} {took:.1f}s" if name == "paper" else
+                           f"{size} ({ratios[name][-1]:.3f}) {result.n_evaluations} {took:.1f}s")
+        print(f"| {config.op}-{config.regime} @ {epoch} | " + " | ".join(cells[n] for n in searches) + " |",
+              flush=True)
+    print("median x paper bytes: " + ", ".join(f"{n} {statistics.median(v):.3f}" for n, v in ratios.items())
+          + " (paper: the entropy coder on the paper search's point)")
+    print("median seconds per checkpoint: " + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in seconds.items()))
+    print("median seconds x paper search: " + ", ".join(
+        f"{n} {statistics.median(a / b for a, b in zip(v, seconds['paper'])):.2f}" for n, v in seconds.items()))
     return 0
 
 

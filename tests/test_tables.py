@@ -67,3 +67,25 @@ def test_source_store_ignores_committed_tables_and_tables_requires_them(computed
 def test_export_refuses_an_unfinished_grid(tmp_path):
     with pytest.raises(GrokError, match="export"):
         tables.export_tables(get_profile("ci"), RunStore(tmp_path / "runs"), tmp_path / "out")
+
+
+def test_the_tighter_bound_is_measured_beside_the_papers_resumed_and_drawn(computed, tmp_path, monkeypatch):
+    from grok_lib.complexity.tracking import read_complexity
+    from grok_lib.paper import tighter
+
+    root, store, _ = computed
+    monkeypatch.setenv("GROK_RUNS", str(store.root))
+    monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "figures"))
+    assert tighter.main(["--profile", "ci", "--runs", "mul-none", "mul-ours", "--refine", "2", "--quiet"]) == 0
+    for config in get_profile("ci").configs():
+        run = store.run(config)
+        tight, paper = tighter.read_tighter(run), read_complexity(run)
+        assert sorted(tight.epoch) == sorted(paper[paper.eps == 1.0].epoch.unique())
+        assert (tight.tight_entropy_bytes <= tight.tight_paper_bytes).all()
+        assert (tight.tight_n_evaluations > paper[paper.eps == 1.0].alg1_n_evaluations.min()).all()  # + refine
+    assert {p.name for p in (tmp_path / "figures").glob("*.png")} == {"fig01_tighter.png", "fig02_tighter.png"}
+    # a second pass measures nothing; other settings are refused, naming them, before anything is written
+    monkeypatch.setattr(tighter, "bayesian_complexity", lambda *a, **k: pytest.fail("measured again"))
+    assert tighter.main(["--profile", "ci", "--runs", "mul-none", "--refine", "2", "--quiet"]) == 0
+    assert tighter.main(["--profile", "ci", "--runs", "mul-none", "--refine", "3", "--quiet"]) == 2
+    assert tighter.main(["--profile", "ci", "--runs", "add-wd", "--quiet"]) == 2

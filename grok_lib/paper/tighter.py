@@ -1,0 +1,164 @@
+"""The tighter bound along training, beside the paper's: Figs. 1 and 2 redrawn with both.
+
+    python -m grok_lib.paper.tighter --profile cpu --runs mul-none mul-ours add-ours sub-ours div-ours
+
+For each named run of the profile (op-regime, every seed), every checkpoint its complexity.csv tracks at eps
+is measured again by Algorithm 1 with the `entropy` coder as its objective and Delta refined to the edge
+of the bound (BayesConfig.refine; the profile's budget otherwise), and the answer is written to the run's
+tighter.csv (columns tight_*, as complexity.csv's answers; after each checkpoint, atomically, under the
+run's lock, so an interrupted pass resumes). The paper's number stays where it was, in complexity.csv:
+the figure draws both, from those two tables, into the profile's figures folder as fig01_tighter.png and
+fig02_tighter.png. Not in the paper; costs: benchmarks/RESULTS.md ("A tighter bound").
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..complexity.problem import ComplexityProblem
+from ..complexity.search import bayesian_complexity
+from ..complexity.tracking import ALGORITHM_1, answer_columns, read_complexity, read_table, size_column
+from ..errors import GrokError, require, run_command
+from ..files import write_text_atomic
+from ..training.data import make_split
+from .figures import REGIME_COLORS, REGIME_LABELS, _epoch_axis, _title, mean_se, save_figure
+from .profiles import figures_dir, get_profile, profile_configs, run_store
+
+TIGHTER_FILE, TIGHTER_SETTINGS = "tighter.csv", "tighter.json"
+TIGHT = "tight_"  # the column prefix of the tighter answers
+REFINE = 8  # BayesConfig.refine steps (benchmarks/bench_tighter.py)
+OBJECTIVE = "entropy"
+
+
+def settings_for(profile, eps: float = 1.0, refine: int = REFINE) -> dict:
+    """What a tighter.csv was measured with (stored beside it; a mismatch is refused, never mixed)."""
+    bayes = dataclasses.replace(profile.bayes, refine=refine)
+    return {"eps": float(eps), "objective": OBJECTIVE, "allocation": "global",
+            "bayes": json.loads(json.dumps(dataclasses.asdict(bayes)))}
+
+
+def read_tighter(run) -> pd.DataFrame:
+    path = run.path / TIGHTER_FILE
+    return read_table(path) if path.exists() else pd.DataFrame({"epoch": pd.Series(dtype=int)})
+
+
+def measure_tighter(run, settings: dict, progress: bool = True) -> pd.DataFrame:
+    """Measure every checkpoint of the run's complexity.csv at settings["eps"] not yet in tighter.csv."""
+    from tqdm.auto import tqdm
+
+    from ..complexity.search import BayesConfig
+
+    path = run.path / TIGHTER_SETTINGS
+    if path.exists() and json.loads(path.read_text()) != settings:
+        raise GrokError("settings", f"{run.path / TIGHTER_FILE} was measured with other settings ({path}); "
+                        f"move both files away to measure anew")
+    tracked = read_complexity(run)
+    epochs = sorted(int(e) for e in tracked[tracked.eps == settings["eps"]].epoch.unique())
+    require(len(epochs) > 0, "runs", f"{run.path.name} has no complexity.csv rows at eps {settings['eps']:g}; "
+                                     f"measure it first (python -m grok_lib compute --profile ...)")
+    bayes_fields = {k: tuple(map(tuple, v)) if k == "probes" else v for k, v in settings["bayes"].items()}
+    bayes = BayesConfig(**bayes_fields)
+    config = run.config
+    split = make_split(config.op, config.p, config.train_frac, config.seed)
+    todo = [e for e in epochs if e not in set(read_tighter(run).epoch)]
+    for epoch in tqdm(todo, desc=f"tighter {run.path.name}", disable=not progress):
+        problem = ComplexityProblem(run.load_model(epoch), F.cross_entropy, (split.train_x, split.train_y),
+                                    (split.test_x, split.test_y), objective=settings["objective"])
+        result = bayesian_complexity(problem, settings["eps"], bayes)
+        row = {"epoch": epoch, "eps": settings["eps"], **answer_columns(TIGHT, result)}
+        with run.lock("complexity"):
+            table = read_tighter(run)
+            frame = pd.concat([table[table.epoch != epoch], pd.DataFrame([row])], ignore_index=True)
+            write_text_atomic(run.path / TIGHTER_SETTINGS, json.dumps(settings, sort_keys=True, indent=1))
+            write_text_atomic(run.path / TIGHTER_FILE, frame.sort_values("epoch").to_csv(index=False))
+    return read_tighter(run)
+
+
+def both_tables(runs, eps: float) -> pd.DataFrame:
+    """Per run and tracked epoch: the paper's Algorithm 1 bytes (complexity.csv) and the tighter bytes."""
+    frames = []
+    for run in runs:
+        paper = read_complexity(run)
+        paper = paper[paper.eps == eps][["epoch", size_column(ALGORITHM_1, "paper")]]
+        tight = read_tighter(run)[["epoch", size_column(TIGHT, OBJECTIVE), size_column(TIGHT, "paper")]]
+        frames.append(paper.merge(tight, on="epoch").assign(op=run.config.op, regime=run.config.regime,
+                                                             seed=run.config.seed, init=run.config.init))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _pair(ax, rows: pd.DataFrame, color, label: str):
+    for column, style, what in ((size_column(ALGORITHM_1, "paper"), "-", "paper's (Alg. 1, paper coder)"),
+                                (size_column(TIGHT, OBJECTIVE), "--", "tighter (entropy coder, Δ refined)")):
+        stats = mean_se(rows.assign(kB=rows[column] / 1e3), "kB")
+        ax.plot(stats.epoch, stats["mean"], style, color=color, label=f"{label}: {what}")
+        ax.fill_between(stats.epoch, stats["mean"] - stats.se, stats["mean"] + stats.se, color=color, alpha=0.15)
+
+
+def figures(frame: pd.DataFrame, profile: str, eps: float) -> list:
+    """Fig. 1 (x: unregularized vs ours) and Fig. 2 (every op, ours) with the paper's and the tighter bound."""
+    out = []
+    ylabel = f"complexity (kB, ε = {eps:g})"
+    mul = frame[frame.op == "mul"]
+    if not mul.empty:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for regime in ("none", "ours"):
+            if not mul[mul.regime == regime].empty:
+                _pair(ax, mul[mul.regime == regime], REGIME_COLORS[regime], REGIME_LABELS[regime])
+        _epoch_axis(ax, "mul")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.legend(fontsize=7)
+        _title(fig, "Fig. 1 with the tighter bound — x, unregularized vs ours", mul, profile)
+        out.append(("fig01_tighter", fig))
+    ours = frame[frame.regime == "ours"]
+    if not ours.empty:
+        ops = [op for op in ("add", "sub", "mul", "div") if op in set(ours.op)]
+        fig, axes = plt.subplots(1, len(ops), figsize=(3.6 * len(ops), 3.6), squeeze=False)
+        for ax, op in zip(axes[0], ops):
+            _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], op)
+            _epoch_axis(ax, op)
+            ax.set_title(op, fontsize=9)
+            ax.legend(fontsize=6)
+        axes[0][0].set_ylabel(ylabel, fontsize=8)
+        _title(fig, "Fig. 2 with the tighter bound — every op, ours", ours, profile)
+        out.append(("fig02_tighter", fig))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grok_lib.paper.tighter", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--runs", nargs="+", default=["mul-none", "mul-ours", "add-ours", "sub-ours", "div-ours"],
+                        help="op-regime names, every seed of each (default: Fig. 1's and Fig. 2's runs)")
+    parser.add_argument("--eps", type=float, default=1.0)
+    parser.add_argument("--refine", type=int, default=REFINE)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    def go():
+        torch.set_num_threads(1)
+        profile = get_profile(args.profile)
+        wanted = {tuple(name.split("-", 1)) for name in args.runs}
+        configs = [c for c in profile_configs(profile) if (c.op, c.regime) in wanted]
+        require(len(configs) > 0, "runs", f"none of {args.runs} is a run of profile {args.profile} (op-regime)")
+        store = run_store()
+        runs = [store.run(c) for c in configs]
+        settings = settings_for(profile, args.eps, args.refine)
+        for run in runs:
+            measure_tighter(run, settings, progress=not args.quiet)
+        for name, fig in figures(both_tables(runs, args.eps), args.profile, args.eps):
+            print(save_figure(fig, name, figures_dir(args.profile)))
+            plt.close(fig)
+        return 0
+
+    return run_command(go)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
