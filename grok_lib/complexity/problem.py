@@ -92,10 +92,10 @@ class ComplexityProblem:
             loss, acc, _ = self.loss_and_accuracy({k: v.detach() for k, v in params.items()}, self.train)
         require(math.isfinite(loss), "loss_fn", "the loss of the unmodified network is NaN or inf; it must be finite")
         self.reference_loss, self.reference_acc = loss, acc
-        self.allocation, self.scales, self.allocation_evaluations = allocation, None, 0  # scales: per parameter
+        self.scales, self.allocation_evaluations = None, 0  # per parameter, a multiplier of Delta
         if allocation == "sensitivity":
             with self.limited_threads(), self.timed("allocation"):
-                self.scales, self.allocation_evaluations = sensitivity_scales(self.grainer, self._rise)
+                self.scales, self.allocation_evaluations = sensitivity_scales(self.grainer, self._probe())
         self.evaluations: dict[tuple, Evaluation] = {}
         self.sizes: dict[tuple, int] = {}  # objective-coder bytes of evaluated points that met a bound
         self.coarse_cache: dict[tuple, CoarseGrained] = {}
@@ -128,18 +128,18 @@ class ComplexityProblem:
         """(mean loss, accuracy, exact) of `weights` on `data` (grok_lib.complexity.distortion.LossMeter)."""
         return self.meter.loss_and_accuracy(weights, data, limit, on_continue)
 
-    def _rise(self, name: str, rounded) -> float:
-        """The allocation's probe: the loss rise on the first PROBE_EXAMPLES training examples when
-        parameter `name` alone is replaced by `rounded`."""
+    def _probe(self):
+        """The allocation's rise_of(name, rounded): the loss rise on the first PROBE_EXAMPLES training examples
+        when parameter `name` alone is replaced by `rounded` (the others at their float32 values)."""
         subset = tuple(t[:PROBE_EXAMPLES] for t in self.train)
-        arrays = dict(self.grainer.arrays)
-        if not hasattr(self, "_probe_reference"):
-            self._probe_reference = self.loss_and_accuracy(self._on_device(arrays), subset)[0]
-        arrays[name] = rounded
-        return self.loss_and_accuracy(self._on_device(arrays), subset)[0] - self._probe_reference
 
-    def _on_device(self, arrays) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(a).to(device=self.device, dtype=self.dtypes[k]) for k, a in arrays.items()}
+        def on_device(name, array):
+            return torch.from_numpy(array).to(device=self.device, dtype=self.dtypes[name])
+
+        weights = {k: on_device(k, a) for k, a in self.grainer.arrays.items()}
+        reference = self.loss_and_accuracy(weights, subset)[0]
+        return lambda name, rounded: (self.loss_and_accuracy({**weights, name: on_device(name, rounded)}, subset)[0]
+                                      - reference)
 
     def coarse_grain(self, ranks: tuple, delta: float, tau: float | None) -> CoarseGrained:
         key = (ranks, delta)

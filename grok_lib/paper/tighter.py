@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from ..complexity.problem import ComplexityProblem
 from ..complexity.search import bayesian_complexity
-from ..complexity.tracking import ALGORITHM_1, answer_columns, read_complexity, read_table, size_column
+from ..complexity.tracking import (ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity,
+                                   read_table, size_column)
 from ..errors import GrokError, require, run_command
 from ..files import write_text_atomic
 from ..training.data import make_split
@@ -37,11 +38,10 @@ REFINE = 8  # BayesConfig.refine steps (benchmarks/bench_tighter.py)
 OBJECTIVE = "entropy"
 
 
-def settings_for(profile, eps: float = 1.0, refine: int = REFINE) -> dict:
-    """What a tighter.csv was measured with (stored beside it; a mismatch is refused, never mixed)."""
-    bayes = dataclasses.replace(profile.bayes, refine=refine)
-    return {"eps": float(eps), "objective": OBJECTIVE, "allocation": "global",
-            "bayes": json.loads(json.dumps(dataclasses.asdict(bayes)))}
+def settings_for(profile, eps: float = 1.0, refine: int = REFINE) -> TrackingSettings:
+    """What a tighter.csv is measured with (stored beside it, read like complexity.json; a mismatch is
+    refused, never mixed): the profile's budget with Delta refined, the entropy coder as the objective."""
+    return TrackingSettings(eps=(eps,), bayes=dataclasses.replace(profile.bayes, refine=refine), objective=OBJECTIVE)
 
 
 def read_tighter(run) -> pd.DataFrame:
@@ -49,34 +49,31 @@ def read_tighter(run) -> pd.DataFrame:
     return read_table(path) if path.exists() else pd.DataFrame({"epoch": pd.Series(dtype=int)})
 
 
-def measure_tighter(run, settings: dict, progress: bool = True) -> pd.DataFrame:
-    """Measure every checkpoint of the run's complexity.csv at settings["eps"] not yet in tighter.csv."""
+def measure_tighter(run, settings: TrackingSettings, progress: bool = True) -> pd.DataFrame:
+    """Measure every checkpoint of the run's complexity.csv at settings' eps not yet in tighter.csv."""
     from tqdm.auto import tqdm
 
-    from ..complexity.search import BayesConfig
-
-    path = run.path / TIGHTER_SETTINGS
-    if path.exists() and json.loads(path.read_text()) != settings:
+    path, (eps,) = run.path / TIGHTER_SETTINGS, settings.eps
+    if path.exists() and as_stored(path.read_text()) != json.loads(settings.to_json()):
         raise GrokError("settings", f"{run.path / TIGHTER_FILE} was measured with other settings ({path}); "
                         f"move both files away to measure anew")
     tracked = read_complexity(run)
-    epochs = sorted(int(e) for e in tracked[tracked.eps == settings["eps"]].epoch.unique())
-    require(len(epochs) > 0, "runs", f"{run.path.name} has no complexity.csv rows at eps {settings['eps']:g}; "
+    epochs = sorted(int(e) for e in tracked[tracked.eps == eps].epoch.unique())
+    require(len(epochs) > 0, "runs", f"{run.path.name} has no complexity.csv rows at eps {eps:g}; "
                                      f"measure it first (python -m grok_lib compute --profile ...)")
-    bayes_fields = {k: tuple(map(tuple, v)) if k == "probes" else v for k, v in settings["bayes"].items()}
-    bayes = BayesConfig(**bayes_fields)
     config = run.config
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     todo = [e for e in epochs if e not in set(read_tighter(run).epoch)]
     for epoch in tqdm(todo, desc=f"tighter {run.path.name}", disable=not progress):
         problem = ComplexityProblem(run.load_model(epoch), F.cross_entropy, (split.train_x, split.train_y),
-                                    (split.test_x, split.test_y), objective=settings["objective"])
-        result = bayesian_complexity(problem, settings["eps"], bayes)
-        row = {"epoch": epoch, "eps": settings["eps"], **answer_columns(TIGHT, result)}
+                                    (split.test_x, split.test_y), objective=settings.objective,
+                                    allocation=settings.allocation)
+        result = bayesian_complexity(problem, eps, settings.bayes, settings.seed)
+        row = {"epoch": epoch, "eps": eps, **answer_columns(TIGHT, result, settings.bound_delta)}
         with run.lock("complexity"):
             table = read_tighter(run)
             frame = pd.concat([table[table.epoch != epoch], pd.DataFrame([row])], ignore_index=True)
-            write_text_atomic(run.path / TIGHTER_SETTINGS, json.dumps(settings, sort_keys=True, indent=1))
+            write_text_atomic(path, settings.to_json())
             write_text_atomic(run.path / TIGHTER_FILE, frame.sort_values("epoch").to_csv(index=False))
     return read_tighter(run)
 
