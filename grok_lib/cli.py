@@ -195,6 +195,12 @@ def _add_complexity_parser(sub) -> None:
     g.add_argument("--refine", type=int, default=0,
                    help="not in the paper: Delta bisected this many steps at Algorithm 1's best tau, up to the "
                         "edge of the bound (default 0, the paper's search)")
+    g.add_argument("--reallocate", type=int, default=0,
+                   help="not in the paper: sweeps that give each matrix its own Delta, priced at the edge of the "
+                        "bound, after Algorithm 1 (default 0, one global Delta)")
+    g.add_argument("--split", default="left", choices=["left", "balanced"],
+                   help="how low-rank factors share the singular values: left (U S and V^T, the authors' code, "
+                        "default) or balanced (U S^1/2 and S^1/2 V^T; not in the paper)")
     g.add_argument("--allocation", default="global", help="global (one Delta, the paper's, default) or "
                    "sensitivity (one Delta per matrix from measured sensitivities; not in the paper)")
     g.add_argument("--algorithm-2", default="sweep", help="Algorithm 2's search: sweep (the paper's, default), "
@@ -216,8 +222,8 @@ def _complexity(args, store: RunStore) -> None:
     settings = TrackingSettings(
         eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
         bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator,
-                          refine=args.refine),
-        algorithm_2=args.algorithm_2, allocation=args.allocation)
+                          refine=args.refine, reallocate=args.reallocate),
+        algorithm_2=args.algorithm_2, allocation=args.allocation, split=args.split)
     if args.run_dir is not None:
         if not (args.run_dir / "config.json").is_file():
             raise GrokError("run_dir", f"{args.run_dir} is not a run directory (no config.json)")

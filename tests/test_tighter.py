@@ -69,7 +69,7 @@ def test_every_tighter_search_result_decodes_to_the_weights_it_evaluated(trained
             if coder.decode is not None:
                 back = decoded_weights(name, result.coarse)
                 assert all(torch.equal(back[k], result.weights[k]) for k in result.weights), (allocation, name)
-        evaluation = problem.evaluations[(tuple(result.ranks.values()), result.delta)]
+        evaluation = problem.evaluations[result.key]
         assert problem.feasible(evaluation, 0.5) and result.train_loss == evaluation.train_loss
 
 
@@ -133,8 +133,10 @@ def test_a_table_stored_before_the_new_settings_is_still_accepted(tmp_path):
         path = tmp_path
 
     settings = json.loads(TrackingSettings().to_json())
-    del settings["allocation"], settings["bayes"]["refine"]
+    del settings["allocation"], settings["split"], settings["bayes"]["refine"], settings["bayes"]["reallocate"]
     (tmp_path / SETTINGS_FILE).write_text(json.dumps(settings))
     assert check_settings(Stored, TrackingSettings())
     with pytest.raises(GrokError, match="^settings:"):
         check_settings(Stored, TrackingSettings(allocation="sensitivity"))
+    with pytest.raises(GrokError, match="^settings:"):
+        check_settings(Stored, TrackingSettings(split="balanced"))

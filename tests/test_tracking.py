@@ -48,7 +48,7 @@ def test_every_checkpoint_gets_one_row_per_eps_and_complexity_falls_as_eps_grows
     assert (table.alg1_description_length_paper_bits > table.alg1_paper_bits).all()
 
 
-ANSWER_QUANTITIES = ["tau", "delta", "ranks", "train_loss", "train_acc", "test_loss", "test_acc", "n_evaluations"]
+ANSWER_QUANTITIES = ["tau", "delta", "ranks", "scales", "train_loss", "train_acc", "test_loss", "test_acc", "n_evaluations"]
 
 
 def test_the_three_answers_have_the_same_columns_one_set_per_coder(run):
@@ -186,6 +186,8 @@ def test_the_complexity_command_measures_a_run_and_rejects_bad_input_in_one_line
     assert not (run.path / COMPLEXITY_FILE).exists()
     assert main([*store, "complexity", str(run.path), "--eps", "1", *fast, "--algorithm-2", "golden"]) == 2
     assert capsys.readouterr().err.startswith("error: algorithm_2: unknown method 'golden'; allowed: sweep")
+    assert main([*store, "complexity", str(run.path), "--eps", "1", *fast, "--reallocate", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: reallocate: must be an integer >= 0")
     assert main([*store, "complexity", str(run.path), "--eps", "1", *fast, "--quiet"]) == 0
     assert "Algorithm 1" in capsys.readouterr().out and (run.path / COMPLEXITY_FILE).exists()
     with pytest.raises(SystemExit):

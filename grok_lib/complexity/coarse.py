@@ -99,9 +99,26 @@ def keeps_factorization(k: int, m: int, n: int) -> bool:
     return k * (m + n) < m * n
 
 
-def low_rank_factors(spec: Spectrum, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 14's truncated SVD as the code stores it: U_k diag(S_k) (m x k) and V_k^T (k x n), float64."""
-    return spec.left[:, :k] * spec.singular[:k], spec.right[:k]
+# How the rank-k factors share the singular values (not in the paper, which does not say; a departure
+# from the authors' code is "balanced"):
+#   "left"      U_k diag(S_k) and V_k^T, as the authors' code stores them: V_k^T's rows are unit vectors,
+#               so on a grid of spacing Delta their rounding error reaches the product multiplied by S_k
+#   "balanced"  U_k diag(S_k)^(1/2) and diag(S_k)^(1/2) V_k^T: both factors' errors reach it multiplied by
+#               S_k^(1/2), a smaller error of the product on the same grid (benchmarks/RESULTS.md)
+SPLITS = ("left", "balanced")
+
+
+def check_split(split: str) -> None:
+    require(split in SPLITS, "split", f"unknown factor split {split!r}; allowed: {', '.join(SPLITS)}")
+
+
+def low_rank_factors(spec: Spectrum, k: int, split: str = "left") -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 14's truncated SVD as two float64 factors (m x k) and (k x n); `split`: see SPLITS."""
+    check_split(split)
+    if split == "left":
+        return spec.left[:, :k] * spec.singular[:k], spec.right[:k]
+    root = np.sqrt(spec.singular[:k])
+    return spec.left[:, :k] * root, root[:, None] * spec.right[:k]
 
 
 @dataclass(frozen=True)
@@ -161,8 +178,10 @@ def as_matrix(array: np.ndarray) -> np.ndarray | None:
 class CoarseGrainer:
     """Coarse-grains one set of weights for any (tau, Delta); the SVDs are computed once, here."""
 
-    def __init__(self, weights: dict[str, torch.Tensor]):
+    def __init__(self, weights: dict[str, torch.Tensor], split: str = "left"):
         require(len(weights) > 0, "module", "has no parameters to coarse-grain")
+        check_split(split)
+        self.split = split  # how low-rank factors share the singular values (SPLITS)
         self.names = list(weights)
         self.arrays = {}
         for name, value in weights.items():
@@ -205,7 +224,7 @@ class CoarseGrainer:
             if k is None:
                 indices = (bin_indices(array, step),)
             else:
-                indices = tuple(bin_indices(f, step) for f in low_rank_factors(self.spectra[name], k))
+                indices = tuple(bin_indices(f, step) for f in low_rank_factors(self.spectra[name], k, self.split))
             params.append(StoredParam(name, tuple(array.shape), k, indices, own))
         return CoarseGrained(float(delta), tau, tuple(params))
 

@@ -26,9 +26,12 @@ Byte format (integers unsigned LEB128 varints; signed ones zigzag-mapped first):
 from __future__ import annotations
 
 import bz2
+import hashlib
 import lzma
 import math
 import struct
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -83,6 +86,40 @@ def _words(coder) -> np.ndarray:
 
 def _smallest_dtype(low: int, high: int) -> int:
     return next(i for i, d in enumerate(INT_DTYPES) if np.iinfo(d).min <= low and high <= np.iinfo(d).max)
+
+
+# the fast encodings of recent arrays, keyed by their indices' digest, up to this many bytes of encodings:
+# a search that moves one matrix's Delta (grok_lib.complexity.reallocation) re-encodes only that matrix
+FAST_CACHE_BYTES = 32 << 20
+_fast_cache: OrderedDict = OrderedDict()
+_fast_held = [0]  # bytes of the encodings held
+_fast_lock = threading.Lock()
+
+
+def clear_fast_cache() -> None:
+    """Forget the remembered fast encodings (a benchmark timing fresh searches starts each from none)."""
+    with _fast_lock:
+        _fast_cache.clear()
+        _fast_held[0] = 0
+
+
+def _encode_fast(values: np.ndarray) -> tuple[bytes, bytes]:
+    """_encode_array(values, fast=True), remembered for recent arrays (FAST_CACHE_BYTES)."""
+    values = np.ascontiguousarray(values)
+    key = (values.dtype.str, values.shape, hashlib.blake2b(values.data, digest_size=16).digest())
+    with _fast_lock:
+        if key in _fast_cache:
+            _fast_cache.move_to_end(key)
+            return _fast_cache[key]
+    encoded = _encode_array(values, fast=True)
+    with _fast_lock:
+        if key not in _fast_cache:
+            _fast_cache[key] = encoded
+            _fast_held[0] += len(encoded[0]) + len(encoded[1])
+        while _fast_held[0] > FAST_CACHE_BYTES and len(_fast_cache) > 1:
+            header, data = _fast_cache.popitem(last=False)[1]
+            _fast_held[0] -= len(header) + len(data)
+    return encoded
 
 
 def _encode_array(values: np.ndarray, fast: bool = False) -> tuple[bytes, bytes]:
@@ -145,7 +182,7 @@ def encode_entropy(cg: CoarseGrained, limit: int | None = None, fast: bool = Fal
             header.append(struct.pack("<d", p.step(cg.delta)))
     payload = []
     for values in _arrays(cg):
-        model, data = _encode_array(values, fast)
+        model, data = _encode_fast(values) if fast else _encode_array(values)
         header += [model, varint(len(data))]
         payload.append(data)
     raw = b"".join(header)

@@ -57,7 +57,7 @@ class ComplexityProblem:
     def __init__(self, module: torch.nn.Module, loss_fn, train_data, test_data=None, *, one_sided: bool = False,
                  objective: str = "paper", chunk_size: int = 8192, early_exit: bool = True,
                  threads: int | None = 1, background: bool = True, compress_threads: int | None = None,
-                 vectorize: bool | None = None, allocation: str = "global"):
+                 vectorize: bool | None = None, allocation: str = "global", split: str = "left"):
         require(isinstance(module, torch.nn.Module), "module",
                 f"must be a torch.nn.Module, got {type(module).__name__}")
         require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
@@ -85,7 +85,7 @@ class ComplexityProblem:
         # seconds: svd, coarse_grain, loss, compress (waiting for it), compress_background, optimizer
         self.timings: dict[str, float] = defaultdict(float)
         with self.limited_threads(), self.timed("svd"):
-            self.grainer = CoarseGrainer(params)  # validates: no NaN/inf weights
+            self.grainer = CoarseGrainer(params, split)  # validates: no NaN/inf weights
         self.n_params = sum(p.numel() for p in params.values())
         self.penalty = 4 * self.n_params  # raw float32 bytes: the objective of an infeasible point
         with self.limited_threads(), self.timed("loss"):
@@ -141,12 +141,15 @@ class ComplexityProblem:
         return lambda name, rounded: (self.loss_and_accuracy({**weights, name: on_device(name, rounded)}, subset)[0]
                                       - reference)
 
-    def coarse_grain(self, ranks: tuple, delta: float, tau: float | None) -> CoarseGrained:
-        key = (ranks, delta)
+    def coarse_grain(self, ranks: tuple, delta: float, tau: float | None,
+                     scales: tuple[float, ...] | None = None) -> CoarseGrained:
+        """Q(R(theta), Delta) at these ranks; scales None: the problem's allocation (self.scales)."""
+        scales = self.scales if scales is None else scales
+        key = (ranks, delta, scales)
         if key not in self.coarse_cache:
             with self.timed("coarse_grain"):
                 self.coarse_cache.clear()  # keep only the latest: the weights are big, reuse is immediate
-                self.coarse_cache[key] = self.grainer.with_ranks(ranks, delta, tau, self.scales)
+                self.coarse_cache[key] = self.grainer.with_ranks(ranks, delta, tau, scales)
         return self.coarse_cache[key]
 
     def weights_on_device(self, cg: CoarseGrained) -> dict[str, torch.Tensor]:
@@ -155,28 +158,42 @@ class ComplexityProblem:
             # rule gives exactly the weights evaluated, for float64, float16 and bfloat16 modules alike
             return {k: v.to(device=self.device, dtype=self.dtypes[k]) for k, v in cg.weights().items()}
 
-    def evaluate(self, tau: float | None, delta: float, eps: float, prefetch: bool = False) -> Evaluation:
+    def evaluate(self, tau: float | None, delta: float, eps: float, prefetch: bool = False,
+                 scales: tuple[float, ...] | None = None) -> Evaluation:
         """The training loss of Q(R(theta, tau), Delta), exact unless it provably exceeds L(theta) + eps.
 
         prefetch: start compressing the point in the background once the first chunk has not ruled it out
         (for searches that compress every point meeting the bound, like Algorithm 1; the prefetch of a point
         that then misses the bound is cancelled, or its answer dropped).
+        scales: per parameter, a multiplier of Delta (a per-group Delta); None: the problem's allocation.
         """
         check_tau(tau)
         check_delta(delta)
         check_eps(eps)
+        scales = self.scales if scales is None else tuple(float(a) for a in scales)
         ranks = self.grainer.ranks(tau)
-        key = (ranks, float(delta))
+        key = self._key(ranks, float(delta), scales)
         limit = self.reference_loss + eps
         cached = self.evaluations.get(key)
         if cached is not None and (cached.exact or cached.train_loss > limit):
             return cached
-        cg = self.coarse_grain(ranks, float(delta), tau)
+        cg = self.coarse_grain(ranks, float(delta), tau, scales)
         weights = self.weights_on_device(cg)
         with self.timed("loss"):
             loss, acc, exact = self.loss_and_accuracy(
                 weights, self.train, limit, on_continue=(lambda: self.prefetch_size(key, cg)) if prefetch else None)
-        return self._record(Evaluation(tau, float(delta), ranks, loss, acc, exact), eps)
+        return self._record(Evaluation(tau, float(delta), ranks, loss, acc, exact, scales), eps)
+
+    @staticmethod
+    def _key(ranks: tuple, delta: float, scales: tuple | None) -> tuple:
+        return (ranks, delta) if scales is None else (ranks, delta, scales)
+
+    def probe_loss(self, cg: CoarseGrained, examples: int) -> float:
+        """The exact mean loss of a coarse-graining on the first `examples` training examples (no early
+        exit, not cached, never a candidate answer): what a search that prices moves measures."""
+        subset = tuple(t[:examples] for t in self.train)
+        with self.timed("loss"):
+            return self.loss_and_accuracy(self.weights_on_device(cg), subset)[0]
 
     def _record(self, evaluation: Evaluation, eps: float) -> Evaluation:
         """Keep an evaluation; drop the background compression of a point that missed the bound."""
@@ -201,7 +218,7 @@ class ComplexityProblem:
         for tau, delta in points:
             check_tau(tau)
             check_delta(delta)
-            key = (self.grainer.ranks(tau), float(delta))
+            key = self._key(self.grainer.ranks(tau), float(delta), self.scales)
             keys.append(key)
             cached = self.evaluations.get(key)
             if key not in todo and not (cached is not None and (cached.exact or cached.train_loss > limit)):
@@ -229,7 +246,7 @@ class ComplexityProblem:
                         self._warned_vmap = True
                     return [self.evaluate(tau, delta, eps, prefetch) for tau, delta in points]
             for (key, (tau, _)), (loss, acc, exact) in zip(todo.items(), results):
-                self._record(Evaluation(tau, key[1], key[0], loss, acc, exact), eps)
+                self._record(Evaluation(tau, key[1], key[0], loss, acc, exact, self.scales), eps)
         return [self.evaluations[key] for key in keys]
 
     def objective_size(self, cg: CoarseGrained) -> int:
@@ -254,7 +271,7 @@ class ComplexityProblem:
                     self.sizes[key], seconds = self.pending.pop(key).result()
                     self.timings["compress_background"] += seconds
                 else:
-                    cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
+                    cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau, evaluation.scales)
                     self.sizes[key] = self.objective_size(cg)
         return self.sizes[key]
 
@@ -280,7 +297,7 @@ class ComplexityProblem:
             return self._result(evaluation, eps, algorithm, n_evaluations)
 
     def _result(self, evaluation: Evaluation, eps: float, algorithm: int, n_evaluations: int) -> ComplexityResult:
-        cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau)
+        cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau, evaluation.scales)
         if evaluation.key in self.measured:  # the same point answered before (e.g. pooled = Algorithm 2's)
             sizes, test_loss, test_acc = self.measured[evaluation.key]
             return self._record_result(evaluation, eps, algorithm, n_evaluations, cg, cg.weights(), sizes,
@@ -310,4 +327,4 @@ class ComplexityProblem:
             delta=evaluation.delta, ranks=cg.ranks, reference_train_loss=self.reference_loss,
             train_loss=evaluation.train_loss, train_acc=evaluation.train_acc, test_loss=test_loss,
             test_acc=test_acc, n_train=len(self.train[0]), n_evaluations=n_evaluations + self.allocation_evaluations,
-            weights=weights, coarse=cg)
+            weights=weights, coarse=cg, scales=evaluation.scales)

@@ -20,10 +20,13 @@ class Evaluation:
     train_loss: float  # exact mean loss, or a lower bound when exact is False
     train_acc: float  # NaN when not exact or not a classifier
     exact: bool
+    # per parameter, a multiplier of Delta (its own grid spacing: a per-group Delta, not in the paper);
+    # None: one global Delta, Eq. 11
+    scales: tuple[float, ...] | None = None
 
     @property
     def key(self) -> tuple:
-        return self.ranks, self.delta
+        return (self.ranks, self.delta) if self.scales is None else (self.ranks, self.delta, self.scales)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,13 @@ class ComplexityResult:
     n_evaluations: int  # coarse-grainings evaluated by this search (cache hits included)
     weights: dict  # name -> coarse-grained float32 tensor
     coarse: CoarseGrained  # the stored representation that was compressed
+    scales: tuple[float, ...] | None = None  # per parameter, its multiplier of Delta; None: one global Delta
+
+    @property
+    def key(self) -> tuple:
+        """The key of the evaluation it accepted (Evaluation.key)."""
+        ranks = tuple(self.ranks.values())
+        return (ranks, self.delta) if self.scales is None else (ranks, self.delta, self.scales)
 
     @property
     def paper_bytes(self) -> int:
@@ -70,11 +80,14 @@ class ComplexityResult:
         return self.sizes["symbols"].codec
 
     def as_row(self) -> dict:
-        """The scalar fields, for a table: {coder}_bytes, {coder}_bits, {coder}_codec per coder, ranks as JSON."""
+        """The scalar fields, for a table: {coder}_bytes, {coder}_bits, {coder}_codec per coder, ranks as JSON,
+        scales as JSON (per parameter its multiplier of delta; {} for one global Delta)."""
         coded = {}
         for name, size in self.sizes.items():
             coded.update({f"{name}_bytes": size.n_bytes, f"{name}_bits": size.n_bits, f"{name}_codec": size.codec})
         return dict(algorithm=self.algorithm, eps=self.eps, **coded, tau=math.nan if self.tau is None else self.tau,
-                    delta=self.delta, ranks=json.dumps(self.ranks), train_loss=self.train_loss,
+                    delta=self.delta, ranks=json.dumps(self.ranks),
+                    scales=json.dumps({} if self.scales is None else dict(zip(self.ranks, self.scales))),
+                    train_loss=self.train_loss,
                     train_acc=self.train_acc, test_loss=self.test_loss, test_acc=self.test_acc,
                     n_evaluations=self.n_evaluations)

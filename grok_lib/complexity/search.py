@@ -24,6 +24,7 @@ from skopt.space import Real
 
 from .problem import ComplexityProblem, ComplexityResult, check_eps
 from .quantization import quantization_complexity
+from .reallocation import reallocate
 from .surrogate import ArraySpace, FastGP
 from ..errors import require
 
@@ -54,6 +55,10 @@ class BayesConfig:
     # from it (doubling until a Delta misses the bound, then halving the gap), so that the answer sits at
     # the edge of the bound instead of at whichever sampled Delta was best; 0 = the paper's search
     refine: int = 0
+    # not in the paper: after the search (and refine), `reallocate` sweeps that give each matrix its own
+    # Delta at the best point's ranks, priced at the edge of the bound (grok_lib.complexity.reallocation);
+    # 0 = the paper's one global Delta
+    reallocate: int = 0
 
     def __post_init__(self):
         for name in ("n_random", "n_guided"):
@@ -72,6 +77,8 @@ class BayesConfig:
                 f"must be a positive integer, got {self.batch!r}")
         require(isinstance(self.refine, int) and self.refine >= 0, "refine",
                 f"must be an integer >= 0, got {self.refine!r}")
+        require(isinstance(self.reallocate, int) and self.reallocate >= 0, "reallocate",
+                f"must be an integer >= 0, got {self.reallocate!r}")
         require(isinstance(self.n_candidates, int) and self.n_candidates >= 1, "n_candidates",
                 f"must be a positive integer, got {self.n_candidates!r}")
         for tau, delta in self.probes:
@@ -169,9 +176,12 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
     if best is not None and config.refine:
         evaluated += _refine_delta(problem, best, eps, config.refine, objective)
         best = problem.smallest_feasible(eps, keys=None if pooled else own)
+    if best is not None and config.reallocate:
+        evaluated += reallocate(problem, best, eps, config.reallocate, objective)
+        best = problem.smallest_feasible(eps, keys=None if pooled else own)
     if best is None:
         fallback = quantization_complexity(problem, eps)
-        return problem.result(problem.evaluations[_key_of(fallback)], eps, algorithm=1,
+        return problem.result(problem.evaluations[fallback.key], eps, algorithm=1,
                               n_evaluations=evaluated + fallback.n_evaluations)
     return problem.result(best, eps, algorithm=1, n_evaluations=evaluated)
 
@@ -192,10 +202,6 @@ def _refine_delta(problem: ComplexityProblem, best, eps: float, steps: int, obje
         else:
             high = trial
     return done
-
-
-def _key_of(result: ComplexityResult) -> tuple:
-    return tuple(result.ranks.values()), result.delta
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: B
     out = []
     for eps, (alg1, alg2) in zip(values, searched):
         best = problem.smallest_feasible(eps)
-        pooled = alg1 if best.key == _key_of(alg1) else problem.result(best, eps, 1, alg1.n_evaluations)
+        pooled = alg1 if best.key == alg1.key else problem.result(best, eps, 1, alg1.n_evaluations)
         out.append(CurvePoint(alg1, pooled, alg2))
     return out
 
@@ -233,7 +239,8 @@ def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: B
 def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_data=None, algorithm: int = 1,
                        pooled: bool = False, config: BayesConfig = BayesConfig(), seed: int = 0,
                        one_sided: bool = False, objective: str = "paper",
-                       algorithm_2_method: str = "sweep", allocation: str = "global") -> ComplexityResult:
+                       algorithm_2_method: str = "sweep", allocation: str = "global",
+                       split: str = "left") -> ComplexityResult:
     """Complexity of any nn.Module at distortion eps on the FULL training set (Algorithms 1 and 2).
 
     module: any torch.nn.Module, of any floating dtype; every parameter and floating-point buffer is
@@ -245,14 +252,18 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
     pooled: Algorithm 1's answer is the smallest of its points and Algorithm 2's (never worse than 2).
     objective: the coder Algorithm 1 minimizes, "paper" (the authors' bz2-of-pickle), "symbols" or "entropy".
     Not in the paper: config=BayesConfig(refine=8) bisects Delta up to the edge of the bound at the best tau;
-    allocation="sensitivity" gives each matrix its own Delta (grok_lib.complexity.allocation). The tightest
-    measured: objective="entropy" with refine=8 (benchmarks/RESULTS.md, "A tighter bound").
+    BayesConfig(reallocate=2) then gives each matrix its own Delta, priced at that edge
+    (grok_lib.complexity.reallocation); allocation="sensitivity" fixes one per matrix beforehand from
+    measured sensitivities (grok_lib.complexity.allocation); split="balanced" shares the singular values
+    between the two low-rank factors (grok_lib.complexity.coarse.SPLITS). The tightest measured:
+    objective="entropy", BayesConfig(refine=4, reallocate=2), split="balanced" (benchmarks/RESULTS.md,
+    "A tighter bound"; grok_lib.paper.tighter.TIGHTEST).
     """
     require(algorithm in (1, 2), "algorithm",
             f"must be 1 (Bayesian optimization) or 2 (quantization), got {algorithm!r}")
     check_eps(eps)
     problem = ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=one_sided, objective=objective,
-                                allocation=allocation)
+                                allocation=allocation, split=split)
     if algorithm == 2 or pooled:
         alg2 = quantization_complexity(problem, eps, algorithm_2_method)
         if algorithm == 2:

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from .bounds import generalization_bound, total_description_length
 from .coders import naive_size
 from .allocation import check_allocation
+from .coarse import check_split
 from .problem import described_tensors, OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
 from ..training.data import make_split
 from ..training.train import pick_device
@@ -69,6 +70,7 @@ class TrackingSettings:
     algorithm_2: str = "sweep"  # sweep (the paper's Algorithm 2) | bisection (the authors' code)
     bound_delta: float = 0.05  # Eq. 4's confidence parameter
     allocation: str = "global"  # one Delta (the paper's) | "sensitivity": one per matrix (complexity.allocation)
+    split: str = "left"  # low-rank factors U S, V^T (the authors') | "balanced" (complexity.coarse.SPLITS)
 
     def __post_init__(self):
         require(len(self.eps) > 0, "eps", "give at least one distortion bound")
@@ -82,6 +84,7 @@ class TrackingSettings:
                 f"unknown method {self.algorithm_2!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
         require(0.0 < self.bound_delta < 1.0, "bound_delta", f"must lie in (0, 1), got {self.bound_delta!r}")
         check_allocation(self.allocation)
+        check_split(self.split)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
@@ -155,7 +158,7 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     model = run.load_model(epoch, device)
     problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), (split.test_x, split.test_y),
                                 one_sided=settings.one_sided, objective=settings.objective,
-                                allocation=settings.allocation)
+                                allocation=settings.allocation, split=settings.split)
     naive = naive_size(described_tensors(model))
     rows = []
     for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
