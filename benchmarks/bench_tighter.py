@@ -13,7 +13,13 @@ each, Algorithm 1 with the profile's budget, its own points as in the paper):
     paper+refine        the same with BayesConfig.refine = REFINE (Delta bisected up to the bound's edge)
     entropy             objective entropy, global Delta
     entropy+refine      objective entropy, global Delta, refined
+    balanced+refine     the same with the balanced factor split (coarse.SPLITS)
     sensitivity+refine  objective entropy, a Delta per matrix (its probes counted in its evaluations), refined
+    entropy+more        entropy+refine with 24 more guided points: as many loss evaluations as tightest
+                        spends on a one-layer net (48; 60 on the two-layer nets of - and /)
+    realloc             objective entropy, refined (4 steps), then BayesConfig.reallocate = 2 sweeps (a Delta
+                        per matrix priced at the bound's edge, grok_lib.complexity.reallocation)
+    tightest            realloc with the balanced factor split: the tighter bound of grok_lib.paper.tighter
 
 Every entropy and symbols description is decoded back and compared bit for bit with the weights the search
 evaluated. Printed: bytes, ratio to the paper search's paper bytes, loss evaluations, seconds per
@@ -32,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from grok_lib.complexity.coders import CODERS
+from grok_lib.complexity.entropy import clear_fast_cache
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.complexity.search import bayesian_complexity
 from grok_lib.complexity.tracking import read_complexity
@@ -40,11 +47,24 @@ from grok_lib.store import RunStore
 from grok_lib.training.data import make_split
 
 REFINE = 8  # BayesConfig.refine steps of the refined searches
-# name: (objective, allocation, refine steps, extra guided points)
-SEARCHES = {"paper": ("paper", "global", 0, 0), "paper+more": ("paper", "global", 0, REFINE),
-            "paper+refine": ("paper", "global", REFINE, 0), "entropy": ("entropy", "global", 0, 0),
-            "entropy+refine": ("entropy", "global", REFINE, 0),
-            "sensitivity+refine": ("entropy", "sensitivity", REFINE, 0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    objective: str = "entropy"
+    allocation: str = "global"
+    refine: int = 0  # BayesConfig.refine
+    extra: int = 0  # more guided points
+    reallocate: int = 0  # BayesConfig.reallocate
+    split: str = "left"  # coarse.SPLITS
+
+
+SEARCHES = {"paper": Search("paper"), "paper+more": Search("paper", extra=REFINE),
+            "paper+refine": Search("paper", refine=REFINE), "entropy": Search(),
+            "entropy+refine": Search(refine=REFINE), "balanced+refine": Search(refine=REFINE, split="balanced"),
+            "sensitivity+refine": Search(allocation="sensitivity", refine=REFINE),
+            "entropy+more": Search(refine=REFINE, extra=24),  # as many evaluations as tightest on a 1-layer net
+            "realloc": Search(refine=4, reallocate=2), "tightest": Search(refine=4, reallocate=2, split="balanced")}
 
 
 def checkpoints(profile, store, only=None):
@@ -59,10 +79,11 @@ def checkpoints(profile, store, only=None):
             yield config, run, epoch
 
 
-def search(model, split, eps, bayes, objective, allocation):
+def search(model, split, eps, bayes, objective, allocation, factor_split="left"):
+    clear_fast_cache()  # every search starts as a fresh one would: no encodings remembered from the last
     start = time.perf_counter()
     problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), objective=objective,
-                                allocation=allocation)
+                                allocation=allocation, split=factor_split)
     result = bayesian_complexity(problem, eps, bayes)
     seconds = time.perf_counter() - start
     for name, coder in CODERS.items():
@@ -95,9 +116,11 @@ def main() -> int:
         model = run.load_model(epoch)
         split = make_split(config.op, config.p, config.train_frac, config.seed)
         cells, reference = {}, None
-        for name, (objective, allocation, refine, extra) in searches.items():
-            bayes = dataclasses.replace(profile.bayes, n_guided=profile.bayes.n_guided + extra, refine=refine)
-            result, took, _ = search(model, split, args.eps, bayes, objective, allocation)
+        for name, s in searches.items():
+            objective = s.objective
+            bayes = dataclasses.replace(profile.bayes, n_guided=profile.bayes.n_guided + s.extra, refine=s.refine,
+                                        reallocate=s.reallocate)
+            result, took, _ = search(model, split, args.eps, bayes, objective, s.allocation, s.split)
             if name == "paper":
                 reference = result.sizes["paper"].n_bytes
             size = result.sizes[objective].n_bytes

@@ -3,8 +3,9 @@
     python -m grok_lib.paper.tighter --profile cpu --runs mul-none mul-ours add-ours sub-ours div-ours
 
 For each named run of the profile (op-regime, every seed), every checkpoint its complexity.csv tracks at eps
-is measured again by Algorithm 1 with the `entropy` coder as its objective and Delta refined to the edge
-of the bound (BayesConfig.refine; the profile's budget otherwise), and the answer is written to the run's
+is measured again by Algorithm 1 with the `entropy` coder as its objective, Delta refined to the edge of
+the bound (BayesConfig.refine), then a Delta per matrix priced at that edge (BayesConfig.reallocate) and the
+balanced low-rank split (coarse.SPLITS) — the profile's budget otherwise — and the answer is written to the run's
 tighter.csv (columns tight_*, as complexity.csv's answers; after each checkpoint, atomically, under the
 run's lock, so an interrupted pass resumes). The paper's number stays where it was, in complexity.csv:
 the figure draws both, from those two tables, into the profile's figures folder as fig01_tighter.png and
@@ -34,14 +35,30 @@ from .profiles import figures_dir, get_profile, profile_configs, run_store
 
 TIGHTER_FILE, TIGHTER_SETTINGS = "tighter.csv", "tighter.json"
 TIGHT = "tight_"  # the column prefix of the tighter answers
-REFINE = 8  # BayesConfig.refine steps (benchmarks/bench_tighter.py)
+# the tightest search measured (benchmarks/bench_tighter.py, "tightest"; benchmarks/RESULTS.md)
+REFINE, REALLOCATE, SPLIT = 4, 2, "balanced"
 OBJECTIVE = "entropy"
 
 
-def settings_for(profile, eps: float = 1.0, refine: int = REFINE) -> TrackingSettings:
+def settings_for(profile, eps: float = 1.0, refine: int = REFINE, reallocate: int = REALLOCATE,
+                 split: str = SPLIT) -> TrackingSettings:
     """What a tighter.csv is measured with (stored beside it, read like complexity.json; a mismatch is
-    refused, never mixed): the profile's budget with Delta refined, the entropy coder as the objective."""
-    return TrackingSettings(eps=(eps,), bayes=dataclasses.replace(profile.bayes, refine=refine), objective=OBJECTIVE)
+    refused, never mixed): the profile's budget with Delta refined and reallocated per matrix, the entropy
+    coder as the objective, the low-rank factors split as `split`."""
+    bayes = dataclasses.replace(profile.bayes, refine=refine, reallocate=reallocate)
+    return TrackingSettings(eps=(eps,), bayes=bayes, objective=OBJECTIVE, split=split)
+
+
+def describe(settings: TrackingSettings) -> str:
+    """The tighter search in a few words, for the figures' legends."""
+    parts = [f"{settings.objective} coder"]
+    if settings.bayes.refine:
+        parts.append("Δ refined")
+    if settings.bayes.reallocate:
+        parts.append("a Δ per matrix")
+    if settings.split != "left":
+        parts.append(f"{settings.split} factors")
+    return ", ".join(parts)
 
 
 def read_tighter(run) -> pd.DataFrame:
@@ -67,7 +84,7 @@ def measure_tighter(run, settings: TrackingSettings, progress: bool = True) -> p
     for epoch in tqdm(todo, desc=f"tighter {run.path.name}", disable=not progress):
         problem = ComplexityProblem(run.load_model(epoch), F.cross_entropy, (split.train_x, split.train_y),
                                     (split.test_x, split.test_y), objective=settings.objective,
-                                    allocation=settings.allocation)
+                                    allocation=settings.allocation, split=settings.split)
         result = bayesian_complexity(problem, eps, settings.bayes, settings.seed)
         row = {"epoch": epoch, "eps": eps, **answer_columns(TIGHT, result, settings.bound_delta)}
         with run.lock("complexity"):
@@ -90,40 +107,47 @@ def both_tables(runs, eps: float) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _pair(ax, rows: pd.DataFrame, color, label: str):
+def _pair(ax, rows: pd.DataFrame, color, label: str, tighter: str):
     for column, style, what in ((size_column(ALGORITHM_1, "paper"), "-", "paper's (Alg. 1, paper coder)"),
-                                (size_column(TIGHT, OBJECTIVE), "--", "tighter (entropy coder, Δ refined)")):
+                                (size_column(TIGHT, OBJECTIVE), "--", f"tighter ({tighter})")):
         stats = mean_se(rows.assign(kB=rows[column] / 1e3), "kB")
         ax.plot(stats.epoch, stats["mean"], style, color=color, label=f"{label}: {what}")
         ax.fill_between(stats.epoch, stats["mean"] - stats.se, stats["mean"] + stats.se, color=color, alpha=0.15)
 
 
-def figures(frame: pd.DataFrame, profile: str, eps: float) -> list:
-    """Fig. 1 (x: unregularized vs ours) and Fig. 2 (every op, ours) with the paper's and the tighter bound."""
+def _legend_below(fig, ax, ncol: int, bottom: float):
+    """The axes' legend under the plots, where it covers no curve."""
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    fig.subplots_adjust(bottom=bottom)
+
+
+def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list:
+    """Fig. 1 (x: unregularized vs ours) and Fig. 2 (every op, ours) with the paper's and the tighter bound
+    (`tighter`: its search in a few words, `describe`)."""
     out = []
     ylabel = f"complexity (kB, ε = {eps:g})"
     mul = frame[frame.op == "mul"]
     if not mul.empty:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=(6.4, 5.2))
         for regime in ("none", "ours"):
             if not mul[mul.regime == regime].empty:
-                _pair(ax, mul[mul.regime == regime], REGIME_COLORS[regime], REGIME_LABELS[regime])
+                _pair(ax, mul[mul.regime == regime], REGIME_COLORS[regime], REGIME_LABELS[regime], tighter)
         _epoch_axis(ax, "mul")
         ax.set_ylabel(ylabel, fontsize=8)
-        ax.legend(fontsize=7)
         _title(fig, "Fig. 1 with the tighter bound — x, unregularized vs ours", mul, profile)
+        _legend_below(fig, ax, ncol=1, bottom=0.27)
         out.append(("fig01_tighter", fig))
     ours = frame[frame.regime == "ours"]
     if not ours.empty:
         ops = [op for op in ("add", "sub", "mul", "div") if op in set(ours.op)]
-        fig, axes = plt.subplots(1, len(ops), figsize=(3.6 * len(ops), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(ops), figsize=(3.6 * len(ops), 4.0), squeeze=False)
         for ax, op in zip(axes[0], ops):
-            _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], op)
+            _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], REGIME_LABELS["ours"], tighter)
             _epoch_axis(ax, op)
             ax.set_title(op, fontsize=9)
-            ax.legend(fontsize=6)
         axes[0][0].set_ylabel(ylabel, fontsize=8)
         _title(fig, "Fig. 2 with the tighter bound — every op, ours", ours, profile)
+        _legend_below(fig, axes[0][0], ncol=2, bottom=0.24)
         out.append(("fig02_tighter", fig))
     return out
 
@@ -134,7 +158,11 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", nargs="+", default=["mul-none", "mul-ours", "add-ours", "sub-ours", "div-ours"],
                         help="op-regime names, every seed of each (default: Fig. 1's and Fig. 2's runs)")
     parser.add_argument("--eps", type=float, default=1.0)
-    parser.add_argument("--refine", type=int, default=REFINE)
+    parser.add_argument("--refine", type=int, default=REFINE, help=f"BayesConfig.refine (default {REFINE})")
+    parser.add_argument("--reallocate", type=int, default=REALLOCATE,
+                        help=f"BayesConfig.reallocate sweeps (default {REALLOCATE}; 0: one global Delta)")
+    parser.add_argument("--split", default=SPLIT, choices=["left", "balanced"],
+                        help=f"low-rank factor split (default {SPLIT}; left: the authors')")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -146,10 +174,10 @@ def main(argv=None) -> int:
         require(len(configs) > 0, "runs", f"none of {args.runs} is a run of profile {args.profile} (op-regime)")
         store = run_store()
         runs = [store.run(c) for c in configs]
-        settings = settings_for(profile, args.eps, args.refine)
+        settings = settings_for(profile, args.eps, args.refine, args.reallocate, args.split)
         for run in runs:
             measure_tighter(run, settings, progress=not args.quiet)
-        for name, fig in figures(both_tables(runs, args.eps), args.profile, args.eps):
+        for name, fig in figures(both_tables(runs, args.eps), args.profile, args.eps, describe(settings)):
             print(save_figure(fig, name, figures_dir(args.profile)))
             plt.close(fig)
         return 0
