@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from grok_lib.complexity import entropy
 from grok_lib.complexity.coarse import CoarseGrainer, low_rank_factors, spectrum
 from grok_lib.complexity.coders import CODERS
+from grok_lib.complexity.distortion import train_subset
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.complexity.search import BayesConfig, bayesian_complexity
 from grok_lib.errors import GrokError
@@ -109,3 +110,16 @@ def test_the_remembered_fast_encodings_are_the_same_bytes_and_bounded(monkeypatc
     assert len(entropy._fast_cache) == 1  # only the latest array is kept under a 1-byte budget
     entropy.clear_fast_cache()
     assert entropy._fast_held[0] == 0 and not entropy._fast_cache
+
+
+def test_the_priced_subset_is_a_seeded_draw_that_a_sorted_training_set_cannot_bias():
+    torch.manual_seed(0)
+    net = WideDeadBranch()
+    x = torch.randn(1000, 64)
+    y = net(x).argmax(-1)
+    order = torch.argsort(y)  # sorted by class: its first examples are all one class
+    data = (x[order], y[order])
+    a, b = train_subset(data, 256), train_subset(data, 256)
+    assert len(a[0]) == 256 and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # the same draw each time
+    assert len(set(a[1].tolist())) == len(set(y.tolist()))  # every class present
+    assert train_subset(data, 5000) is data  # all of it when it has no more

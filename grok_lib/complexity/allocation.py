@@ -10,7 +10,7 @@ by about dL_g = h_g n_g e2_g / 2 (h_g: the group's mean curvature, n_g its size)
 about n_g log2(sigma_g / Delta_g) bits. Fewest bits for a fixed total loss increase (Lagrange:
 n_g / Delta_g proportional to h_g n_g Delta_g) gives Delta_g proportional to h_g^(-1/2), whatever n_g.
 h_g is measured for every matrix (biases and norms, a few bytes, keep the global Delta): g alone is rounded at a probe spacing (a quarter of its RMS, moved by factors of 4 until
-the loss rises measurably but not wildly), its loss on the first PROBE_EXAMPLES training examples
+the loss rises measurably but not wildly), its loss on PROBE_EXAMPLES training examples (seeded draw)
 compared with the unrounded network's, h_g = 2 dL_g / (n_g e2_g). The multipliers are normalised to a
 size-weighted geometric mean of 1 (Delta keeps its meaning on average) and clipped to SCALE_RANGE; a
 group whose rounding never raises the loss gets the largest multiplier. The search then meets the bound
@@ -22,8 +22,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from .coarse import CoarseGrainer, quantize
+from .distortion import train_subset
 from ..errors import require
 
 ALLOCATIONS = ("global", "sensitivity")
@@ -37,6 +39,21 @@ FLOOR = 1e-6  # a loss rise below this is "none"
 def check_allocation(allocation: str) -> None:
     require(allocation in ALLOCATIONS, "allocation",
             f"unknown Delta allocation {allocation!r}; allowed: {', '.join(ALLOCATIONS)}")
+
+
+def loss_rise(problem):
+    """rise_of(name, rounded) for a ComplexityProblem: the loss rise on PROBE_EXAMPLES training examples
+    (distortion.train_subset) when parameter `name` alone is replaced by `rounded` (the others at their
+    float32 values)."""
+    subset = train_subset(problem.train, PROBE_EXAMPLES)
+
+    def on_device(name, array):
+        return torch.from_numpy(array).to(device=problem.device, dtype=problem.dtypes[name])
+
+    weights = {k: on_device(k, a) for k, a in problem.grainer.arrays.items()}
+    reference = problem.loss_and_accuracy(weights, subset)[0]
+    return lambda name, rounded: (problem.loss_and_accuracy({**weights, name: on_device(name, rounded)}, subset)[0]
+                                  - reference)
 
 
 def sensitivity_scales(grainer: CoarseGrainer, rise_of) -> tuple[tuple[float, ...], int]:

@@ -26,6 +26,16 @@ def check_data(data, field: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+def train_subset(data: tuple, examples: int, seed: int = 0) -> tuple:
+    """`examples` of the (inputs, targets) pair drawn without replacement by a seeded generator (all of
+    them when there are no more): a training set sorted by class still gives every class its share."""
+    n = len(data[0])
+    if examples >= n:
+        return data
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:examples].to(data[0].device)
+    return tuple(t[chosen] for t in data)
+
+
 def within_bound(loss: float, reference: float, eps: float, one_sided: bool) -> bool:
     """Eq. 7: |L(theta_hat) - L(theta)| < eps; the code's one-sided variant: L(theta_hat) <= L(theta) + eps."""
     if not math.isfinite(loss):

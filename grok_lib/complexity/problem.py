@@ -30,7 +30,7 @@ from contextlib import contextmanager
 import torch
 from threadpoolctl import threadpool_limits
 
-from .allocation import PROBE_EXAMPLES, check_allocation, sensitivity_scales
+from .allocation import check_allocation, loss_rise, sensitivity_scales
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
 from .coders import CODERS, coded_sizes, compressor as _compressor, timed_call as _timed_call
 from .distortion import LossMeter, check_data, check_eps, within_bound
@@ -95,7 +95,7 @@ class ComplexityProblem:
         self.scales, self.allocation_evaluations = None, 0  # per parameter, a multiplier of Delta
         if allocation == "sensitivity":
             with self.limited_threads(), self.timed("allocation"):
-                self.scales, self.allocation_evaluations = sensitivity_scales(self.grainer, self._probe())
+                self.scales, self.allocation_evaluations = sensitivity_scales(self.grainer, loss_rise(self))
         self.evaluations: dict[tuple, Evaluation] = {}
         self.sizes: dict[tuple, int] = {}  # objective-coder bytes of evaluated points that met a bound
         self.coarse_cache: dict[tuple, CoarseGrained] = {}
@@ -127,19 +127,6 @@ class ComplexityProblem:
                           on_continue=None) -> tuple[float, float, bool]:
         """(mean loss, accuracy, exact) of `weights` on `data` (grok_lib.complexity.distortion.LossMeter)."""
         return self.meter.loss_and_accuracy(weights, data, limit, on_continue)
-
-    def _probe(self):
-        """The allocation's rise_of(name, rounded): the loss rise on the first PROBE_EXAMPLES training examples
-        when parameter `name` alone is replaced by `rounded` (the others at their float32 values)."""
-        subset = tuple(t[:PROBE_EXAMPLES] for t in self.train)
-
-        def on_device(name, array):
-            return torch.from_numpy(array).to(device=self.device, dtype=self.dtypes[name])
-
-        weights = {k: on_device(k, a) for k, a in self.grainer.arrays.items()}
-        reference = self.loss_and_accuracy(weights, subset)[0]
-        return lambda name, rounded: (self.loss_and_accuracy({**weights, name: on_device(name, rounded)}, subset)[0]
-                                      - reference)
 
     def coarse_grain(self, ranks: tuple, delta: float, tau: float | None,
                      scales: tuple[float, ...] | None = None) -> CoarseGrained:
@@ -187,13 +174,6 @@ class ComplexityProblem:
     @staticmethod
     def _key(ranks: tuple, delta: float, scales: tuple | None) -> tuple:
         return (ranks, delta) if scales is None else (ranks, delta, scales)
-
-    def probe_loss(self, cg: CoarseGrained, examples: int) -> float:
-        """The exact mean loss of a coarse-graining on the first `examples` training examples (no early
-        exit, not cached, never a candidate answer): what a search that prices moves measures."""
-        subset = tuple(t[:examples] for t in self.train)
-        with self.timed("loss"):
-            return self.loss_and_accuracy(self.weights_on_device(cg), subset)[0]
 
     def _record(self, evaluation: Evaluation, eps: float) -> Evaluation:
         """Keep an evaluation; drop the background compression of a point that missed the bound."""

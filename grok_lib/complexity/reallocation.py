@@ -17,8 +17,8 @@ smaller than the point it started from moves the search there; otherwise the nex
 same point with STEP replaced by its square root. The answer is the smallest candidate, so a poor move
 costs evaluations, never validity or size.
 
-The priced moves' losses are measured exactly (no early exit) on the first PRICE_EXAMPLES training
-examples: they only choose the moves. Their sizes are the search objective's (its search size; the
+The priced moves' losses are measured exactly (no early exit) on PRICE_EXAMPLES training examples drawn
+once by a seeded generator: they only choose the moves. Their sizes are the search objective's (its search size; the
 entropy coder re-encodes only the moved matrix). Biases, norms and matrices with under MIN_SHARE of the
 matrices' entries (a few bytes) keep the global Delta.
 Measured: benchmarks/RESULTS.md, "A tighter bound".
@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 from .coders import compressor, timed_call
+from .distortion import train_subset
 
 STEP = 1.5  # the factor of each move, global and per matrix
 EDGE_STEPS = 4  # evaluations that move the global Delta to the new edge, per sweep
@@ -42,16 +43,16 @@ def reallocate(problem, best, eps: float, sweeps: int, tell) -> int:
     tell(evaluation) (the search's objective, which makes it a candidate). Returns the loss evaluations
     spent, priced moves included."""
     grainer = problem.grainer
-    sizes = {i: grainer.arrays[name].size for i, name in enumerate(grainer.names) if grainer.arrays[name].ndim >= 2}
-    matrices = [i for i, n in sizes.items() if n >= MIN_SHARE * sum(sizes.values())]
+    entries = {i: grainer.arrays[name].size for i, name in enumerate(grainer.names) if grainer.arrays[name].ndim >= 2}
+    matrices = [i for i, n in entries.items() if n >= MIN_SHARE * sum(entries.values())]
     scales, delta, size = tuple(best.scales or (1.0,) * len(grainer.names)), best.delta, problem.size(best)
-    examples = min(PRICE_EXAMPLES, len(problem.train[0]))
+    subset = train_subset(problem.train, PRICE_EXAMPLES)
     step, spent = STEP, 0
     for _ in range(sweeps if matrices else 0):
         points = [(delta, scales), (delta * step, scales)]
         for i in matrices:
             points.append((delta, tuple(a * step if j == i else a for j, a in enumerate(scales))))
-        losses, sizes = _price(problem, best, points, examples)
+        losses, sizes = _price(problem, best, points, subset)
         spent += len(points)
         saved = [sizes[0] - b for b in sizes]
         risen = [loss - losses[0] for loss in losses]
@@ -68,14 +69,15 @@ def reallocate(problem, best, eps: float, sweeps: int, tell) -> int:
     return spent
 
 
-def _price(problem, best, points: list, examples: int) -> tuple[list[float], list[int]]:
-    """Per (Delta, scales) point at `best`'s ranks: its exact loss on the first `examples` training examples
-    and its search size, the sizes computed on the background pool while the losses are measured."""
+def _price(problem, best, points: list, subset: tuple) -> tuple[list[float], list[int]]:
+    """Per (Delta, scales) point at `best`'s ranks: its exact loss on `subset` (training examples) and its
+    search size, the sizes computed on the background pool while the losses are measured."""
     with problem.timed("coarse_grain"):
         coarse = [problem.grainer.with_ranks(best.ranks, d, best.tau, s) for d, s in points]
     futures = ([compressor(problem.compress_threads).submit(timed_call, problem.objective_size, cg) for cg in coarse]
                if problem.background else None)
-    losses = [problem.probe_loss(cg, examples) for cg in coarse]
+    with problem.timed("loss"):  # exact (no early exit), not cached, never a candidate answer
+        losses = [problem.loss_and_accuracy(problem.weights_on_device(cg), subset)[0] for cg in coarse]
     with problem.timed("compress"):
         if futures is None:
             sizes = [problem.objective_size(cg) for cg in coarse]
