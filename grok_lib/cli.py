@@ -9,6 +9,7 @@ from pathlib import Path
 from .training.config import DEMO, REGIMES, RunConfig
 from .training.ops import OPS
 from .training.regularizers import PENALTIES
+from .complexity.coarse import SPLITS
 from .errors import GrokError, run_command
 from .store import RunStore, default_root
 
@@ -198,7 +199,7 @@ def _add_complexity_parser(sub) -> None:
     g.add_argument("--reallocate", type=int, default=0,
                    help="not in the paper: sweeps that give each matrix its own Delta, priced at the edge of the "
                         "bound, after Algorithm 1 (default 0, one global Delta)")
-    g.add_argument("--split", default="left", choices=["left", "balanced"],
+    g.add_argument("--split", default="left", choices=list(SPLITS),
                    help="how low-rank factors share the singular values: left (U S and V^T, the authors' code, "
                         "default) or balanced (U S^1/2 and S^1/2 V^T; not in the paper)")
     g.add_argument("--allocation", default="global", help="global (one Delta, the paper's, default) or "

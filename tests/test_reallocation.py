@@ -100,16 +100,17 @@ def test_reallocate_must_be_a_count():
 
 def test_the_remembered_fast_encodings_are_the_same_bytes_and_bounded(monkeypatch):
     cg = CoarseGrainer(some_weights())(0.9, 0.02)
+    memory = entropy.FAST_MEMORY
     entropy.clear_fast_cache()
     first = entropy.encode_entropy(cg, fast=True).data
-    assert 0 < len(entropy._fast_cache) <= sum(len(p.indices) for p in cg.params)
+    assert 0 < len(memory.entries) <= sum(len(p.indices) for p in cg.params)
     assert entropy.encode_entropy(cg, fast=True).data == first  # from memory
     entropy.clear_fast_cache()
-    monkeypatch.setattr(entropy, "FAST_CACHE_BYTES", 1)
+    monkeypatch.setattr(memory, "limit", 1)
     assert entropy.encode_entropy(cg, fast=True).data == first
-    assert len(entropy._fast_cache) == 1  # only the latest array is kept under a 1-byte budget
+    assert len(memory.entries) == 1  # only the latest array is kept under a 1-byte budget
     entropy.clear_fast_cache()
-    assert entropy._fast_held[0] == 0 and not entropy._fast_cache
+    assert memory.held == 0 and not memory.entries
 
 
 def test_the_priced_subset_is_a_seeded_draw_that_a_sorted_training_set_cannot_bias():

@@ -88,38 +88,44 @@ def _smallest_dtype(low: int, high: int) -> int:
     return next(i for i, d in enumerate(INT_DTYPES) if np.iinfo(d).min <= low and high <= np.iinfo(d).max)
 
 
-# the fast encodings of recent arrays, keyed by their indices' digest, up to this many bytes of encodings:
-# a search that moves one matrix's Delta (grok_lib.complexity.reallocation) re-encodes only that matrix
-FAST_CACHE_BYTES = 32 << 20
-_fast_cache: OrderedDict = OrderedDict()
-_fast_held = [0]  # bytes of the encodings held
-_fast_lock = threading.Lock()
+class _Memory:
+    """The fast encodings of recent arrays, keyed by their indices' digest, up to `limit` bytes of
+    encodings: a search that moves one matrix's Delta (grok_lib.complexity.reallocation) re-encodes only
+    that matrix. Shared by the background compression threads, hence the lock."""
+
+    def __init__(self, limit: int):
+        self.limit, self.held, self.entries, self.lock = limit, 0, OrderedDict(), threading.Lock()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.held = 0
+
+    def encode(self, values: np.ndarray) -> tuple[bytes, bytes]:
+        """_encode_array(values, fast=True), from memory when these indices were encoded recently."""
+        values = np.ascontiguousarray(values)
+        key = (values.dtype.str, values.shape, hashlib.blake2b(values.data, digest_size=16).digest())
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key]
+        encoded = _encode_array(values, fast=True)
+        with self.lock:
+            if key not in self.entries:
+                self.entries[key] = encoded
+                self.held += len(encoded[0]) + len(encoded[1])
+            while self.held > self.limit and len(self.entries) > 1:
+                header, data = self.entries.popitem(last=False)[1]
+                self.held -= len(header) + len(data)
+        return encoded
+
+
+FAST_MEMORY = _Memory(32 << 20)
 
 
 def clear_fast_cache() -> None:
     """Forget the remembered fast encodings (a benchmark timing fresh searches starts each from none)."""
-    with _fast_lock:
-        _fast_cache.clear()
-        _fast_held[0] = 0
-
-
-def _encode_fast(values: np.ndarray) -> tuple[bytes, bytes]:
-    """_encode_array(values, fast=True), remembered for recent arrays (FAST_CACHE_BYTES)."""
-    values = np.ascontiguousarray(values)
-    key = (values.dtype.str, values.shape, hashlib.blake2b(values.data, digest_size=16).digest())
-    with _fast_lock:
-        if key in _fast_cache:
-            _fast_cache.move_to_end(key)
-            return _fast_cache[key]
-    encoded = _encode_array(values, fast=True)
-    with _fast_lock:
-        if key not in _fast_cache:
-            _fast_cache[key] = encoded
-            _fast_held[0] += len(encoded[0]) + len(encoded[1])
-        while _fast_held[0] > FAST_CACHE_BYTES and len(_fast_cache) > 1:
-            header, data = _fast_cache.popitem(last=False)[1]
-            _fast_held[0] -= len(header) + len(data)
-    return encoded
+    FAST_MEMORY.clear()
 
 
 def _encode_array(values: np.ndarray, fast: bool = False) -> tuple[bytes, bytes]:
@@ -182,7 +188,7 @@ def encode_entropy(cg: CoarseGrained, limit: int | None = None, fast: bool = Fal
             header.append(struct.pack("<d", p.step(cg.delta)))
     payload = []
     for values in _arrays(cg):
-        model, data = _encode_fast(values) if fast else _encode_array(values)
+        model, data = FAST_MEMORY.encode(values) if fast else _encode_array(values)
         header += [model, varint(len(data))]
         payload.append(data)
     raw = b"".join(header)

@@ -34,7 +34,7 @@ from .allocation import check_allocation, loss_rise, sensitivity_scales
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
 from .coders import CODERS, coded_sizes, compressor as _compressor, timed_call as _timed_call
 from .distortion import LossMeter, check_data, check_eps, within_bound
-from .results import ComplexityResult, Evaluation
+from .results import ComplexityResult, Evaluation, point_key
 from ..errors import require
 
 __all__ = ["OBJECTIVES", "ComplexityProblem", "ComplexityResult", "Evaluation", "check_eps"]
@@ -159,7 +159,7 @@ class ComplexityProblem:
         check_eps(eps)
         scales = self.scales if scales is None else tuple(float(a) for a in scales)
         ranks = self.grainer.ranks(tau)
-        key = self._key(ranks, float(delta), scales)
+        key = point_key(ranks, float(delta), scales)
         limit = self.reference_loss + eps
         cached = self.evaluations.get(key)
         if cached is not None and (cached.exact or cached.train_loss > limit):
@@ -170,10 +170,6 @@ class ComplexityProblem:
             loss, acc, exact = self.loss_and_accuracy(
                 weights, self.train, limit, on_continue=(lambda: self.prefetch_size(key, cg)) if prefetch else None)
         return self._record(Evaluation(tau, float(delta), ranks, loss, acc, exact, scales), eps)
-
-    @staticmethod
-    def _key(ranks: tuple, delta: float, scales: tuple | None) -> tuple:
-        return (ranks, delta) if scales is None else (ranks, delta, scales)
 
     def _record(self, evaluation: Evaluation, eps: float) -> Evaluation:
         """Keep an evaluation; drop the background compression of a point that missed the bound."""
@@ -198,7 +194,7 @@ class ComplexityProblem:
         for tau, delta in points:
             check_tau(tau)
             check_delta(delta)
-            key = self._key(self.grainer.ranks(tau), float(delta), self.scales)
+            key = point_key(self.grainer.ranks(tau), float(delta), self.scales)
             keys.append(key)
             cached = self.evaluations.get(key)
             if key not in todo and not (cached is not None and (cached.exact or cached.train_loss > limit)):

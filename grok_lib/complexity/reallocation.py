@@ -60,8 +60,8 @@ def reallocate(problem, best, eps: float, sweeps: int, tell) -> int:
         moved = list(scales)
         for j, i in enumerate(matrices, start=2):
             moved[i] *= step if saved[j] - beta * risen[j] > 0 else 1 / step
-        edge, edge_size, n = _edge(problem, best.tau, delta, tuple(moved), eps, math.sqrt(step), tell)
-        spent += n
+        edge, edge_size = _edge(problem, best.tau, delta, tuple(moved), eps, math.sqrt(step), tell)
+        spent += EDGE_STEPS
         if edge is not None and edge_size < size:
             scales, delta, size = tuple(moved), edge, edge_size
         else:  # the sweep found nothing smaller: the next one moves from the same point by half as much
@@ -91,9 +91,9 @@ def _price(problem, best, points: list, subset: tuple) -> tuple[list[float], lis
 
 
 def _edge(problem, tau, delta: float, scales: tuple, eps: float, ratio: float, tell):
-    """(the largest global Delta found meeting the bound at these scales, its search size; None, None if
-    none did; the evaluations spent): EDGE_STEPS evaluations from `delta`, by factors of `ratio` until the
-    bound is both met and missed, then bisecting."""
+    """The largest global Delta found meeting the bound at these scales and its search size (None, None if
+    none did): EDGE_STEPS evaluations from `delta`, by factors of `ratio` until the bound is both met and
+    missed, then bisecting."""
     low, high, trial, size = None, None, delta, None
     for _ in range(EDGE_STEPS):
         evaluation = problem.evaluate(tau, trial, eps, prefetch=True, scales=scales)
@@ -103,4 +103,4 @@ def _edge(problem, tau, delta: float, scales: tuple, eps: float, ratio: float, t
         else:
             high = trial
         trial = trial / ratio if low is None else trial * ratio if high is None else math.sqrt(low * high)
-    return low, size, EDGE_STEPS
+    return low, size

@@ -10,6 +10,12 @@ from .coarse import CoarseGrained
 from .coders import CodedSize
 
 
+def point_key(ranks: tuple, delta: float, scales: tuple | None) -> tuple:
+    """The cache key of one coarse-graining: its ranks and Delta, and its per-parameter multipliers of Delta
+    when it has its own (a global Delta keeps the two-part key)."""
+    return (ranks, delta) if scales is None else (ranks, delta, scales)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluated coarse-graining: its training loss, exact or (early exit) a lower bound."""
@@ -26,7 +32,7 @@ class Evaluation:
 
     @property
     def key(self) -> tuple:
-        return (self.ranks, self.delta) if self.scales is None else (self.ranks, self.delta, self.scales)
+        return point_key(self.ranks, self.delta, self.scales)
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,7 @@ class ComplexityResult:
     @property
     def key(self) -> tuple:
         """The key of the evaluation it accepted (Evaluation.key)."""
-        ranks = tuple(self.ranks.values())
-        return (ranks, self.delta) if self.scales is None else (ranks, self.delta, self.scales)
+        return point_key(tuple(self.ranks.values()), self.delta, self.scales)
 
     @property
     def paper_bytes(self) -> int:

@@ -257,7 +257,7 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
     measured sensitivities (grok_lib.complexity.allocation); split="balanced" shares the singular values
     between the two low-rank factors (grok_lib.complexity.coarse.SPLITS). The tightest measured:
     objective="entropy", BayesConfig(refine=4, reallocate=2), split="balanced" (benchmarks/RESULTS.md,
-    "A tighter bound"; grok_lib.paper.tighter.TIGHTEST).
+    "A tighter bound"; grok_lib.paper.tighter's REFINE, REALLOCATE, SPLIT).
     """
     require(algorithm in (1, 2), "algorithm",
             f"must be 1 (Bayesian optimization) or 2 (quantization), got {algorithm!r}")

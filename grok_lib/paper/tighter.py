@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..complexity.coarse import SPLITS
 from ..complexity.problem import ComplexityProblem
 from ..complexity.search import bayesian_complexity
 from ..complexity.tracking import (ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity,
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("--refine", type=int, default=REFINE, help=f"BayesConfig.refine (default {REFINE})")
     parser.add_argument("--reallocate", type=int, default=REALLOCATE,
                         help=f"BayesConfig.reallocate sweeps (default {REALLOCATE}; 0: one global Delta)")
-    parser.add_argument("--split", default=SPLIT, choices=["left", "balanced"],
+    parser.add_argument("--split", default=SPLIT, choices=list(SPLITS),
                         help=f"low-rank factor split (default {SPLIT}; left: the authors')")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
