@@ -189,6 +189,9 @@ def _add_complexity_parser(sub) -> None:
     g.add_argument("--n-random", type=int, default=10, help="random points after the 2 probes (default 10)")
     g.add_argument("--n-guided", type=int, default=50, help="surrogate-guided points (default 50)")
     g.add_argument("--search-seed", type=int, default=0, help="seeds Algorithm 1 (default 0)")
+    g.add_argument("--search", default="bayes", choices=["bayes", "edge"],
+                   help="bayes: Algorithm 1's Bayesian search, the paper's (default); edge: also the deterministic "
+                        "edge search (not in the paper; edge_ columns beside Algorithm 1's, which stays)")
     g.add_argument("--one-sided", action="store_true",
                    help="accept L(coarse) <= L + eps (the code) instead of |.| < eps")
     g.add_argument("--objective", default="paper", choices=list(CODERS), help="coder Algorithm 1 minimizes: "
@@ -217,14 +220,14 @@ def _complexity(args, store: RunStore) -> None:
     from .complexity.search import PAPER_EPS, BayesConfig
     from .store import read_config
     from .complexity.coders import CODERS
-    from .complexity.tracking import ALGORITHM_1, ALGORITHM_2, POOLED, TrackingSettings, bound_column, size_column, \
-        track_complexity
+    from .complexity.tracking import ALGORITHM_1, ALGORITHM_2, EDGE, POOLED, TrackingSettings, bound_column, \
+        size_column, track_complexity
 
     settings = TrackingSettings(
         eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
         bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator,
                           refine=args.refine, reallocate=args.reallocate),
-        algorithm_2=args.algorithm_2, allocation=args.allocation, split=args.split)
+        algorithm_2=args.algorithm_2, allocation=args.allocation, split=args.split, edge=args.search == "edge")
     if args.run_dir is not None:
         if not (args.run_dir / "config.json").is_file():
             raise GrokError("run_dir", f"{args.run_dir} is not a run directory (no config.json)")
@@ -242,9 +245,10 @@ def _complexity(args, store: RunStore) -> None:
     print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
     for row in last.to_dict("records"):
         kb = {prefix: ", ".join(f"{coder} {row.get(size_column(prefix, coder), math.nan) / 1e3:.1f}" for coder in CODERS)
-              for prefix in (ALGORITHM_1, POOLED, ALGORITHM_2)}
+              for prefix in (ALGORITHM_1, POOLED, ALGORITHM_2, EDGE)}
+        edge = f"  edge search {kb[EDGE]} kB" if settings.edge else ""
         print(f"  eps {row['eps']:<7g} Algorithm 1 {kb[ALGORITHM_1]} kB (pooled {kb[POOLED]} kB)  "
-              f"Algorithm 2 {kb[ALGORITHM_2]} kB  naive {row['naive_bytes'] / 1e3:.1f} kB  "
+              f"Algorithm 2 {kb[ALGORITHM_2]} kB{edge}  naive {row['naive_bytes'] / 1e3:.1f} kB  "
               f"Eq. 4 bound {row[bound_column(ALGORITHM_1, 'paper')]:.2f}")
 
 

@@ -23,11 +23,15 @@ from skopt.utils import cook_estimator
 from skopt.space import Real
 
 from .problem import ComplexityProblem, ComplexityResult, check_eps
+from .edge import edge_complexity
 from .quantization import quantization_complexity
 from .reallocation import reallocate
 from .surrogate import ArraySpace, FastGP
 from ..errors import require
 
+# Algorithm 1's searches: "bayes", the paper's Bayesian optimization; "edge", not in the paper, the
+# deterministic walk along the edge of the bound (grok_lib.complexity.edge)
+SEARCHES = ("bayes", "edge")
 ESTIMATORS = ("GP", "ET", "RF")  # skopt's GBRT estimator is broken with current scikit-learn
 PAPER_EPS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625)
 DELTA_BOUNDS = (1e-3, 1.0)
@@ -211,12 +215,14 @@ class CurvePoint:
     algorithm_1: ComplexityResult  # the paper's: the smallest of its own search points
     algorithm_1_pooled: ComplexityResult  # the smallest of every point measured on the checkpoint
     algorithm_2: ComplexityResult | None
+    edge: ComplexityResult | None = None  # the edge search's (grok_lib.complexity.edge), not in the paper
 
 
 def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: BayesConfig = BayesConfig(),
-                     seed: int = 0, with_algorithm_2: bool = True, algorithm_2_method: str = "sweep"
-                     ) -> list[CurvePoint]:
-    """Algorithm 2 and 1 at each eps (increasing), then each eps's pooled answer over every point measured.
+                     seed: int = 0, with_algorithm_2: bool = True, algorithm_2_method: str = "sweep",
+                     with_edge: bool = False) -> list[CurvePoint]:
+    """Algorithm 2 and 1 (and with_edge, the edge search) at each eps (increasing), then each eps's pooled
+    answer over every point measured (the edge search's included).
 
     The pooled complexities are non-increasing in eps and never above Algorithm 2's, by construction.
     """
@@ -227,12 +233,13 @@ def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: B
     searched = []
     for eps in values:
         alg2 = quantization_complexity(problem, eps, algorithm_2_method) if with_algorithm_2 else None
-        searched.append((bayesian_complexity(problem, eps, config, seed), alg2))
+        alg1 = bayesian_complexity(problem, eps, config, seed)
+        searched.append((alg1, alg2, edge_complexity(problem, eps) if with_edge else None))
     out = []
-    for eps, (alg1, alg2) in zip(values, searched):
+    for eps, (alg1, alg2, edge) in zip(values, searched):
         best = problem.smallest_feasible(eps)
         pooled = alg1 if best.key == alg1.key else problem.result(best, eps, 1, alg1.n_evaluations)
-        out.append(CurvePoint(alg1, pooled, alg2))
+        out.append(CurvePoint(alg1, pooled, alg2, edge))
     return out
 
 
@@ -240,7 +247,7 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
                        pooled: bool = False, config: BayesConfig = BayesConfig(), seed: int = 0,
                        one_sided: bool = False, objective: str = "paper",
                        algorithm_2_method: str = "sweep", allocation: str = "global",
-                       split: str = "left") -> ComplexityResult:
+                       split: str = "left", search: str = "bayes") -> ComplexityResult:
     """Complexity of any nn.Module at distortion eps on the FULL training set (Algorithms 1 and 2).
 
     module: any torch.nn.Module, of any floating dtype; every parameter and floating-point buffer is
@@ -249,6 +256,9 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
     loss_fn(outputs, targets): the MEAN loss over a batch, >= 0 per example (e.g. F.cross_entropy).
     train_data, test_data: (inputs, targets) tensor pairs; inputs go to module(inputs) in one call per chunk.
     algorithm: 1 = Algorithm 1 (Bayesian optimization of tau and Delta); 2 = Algorithm 2 (Delta only).
+    search: how Algorithm 1 searches (tau, Delta): "bayes", the paper's Bayesian optimization (config, seed);
+    "edge", not in the paper, the deterministic walk along the edge of the bound
+    (grok_lib.complexity.edge: no seed, no budget; the spread of both in benchmarks/RESULTS.md).
     pooled: Algorithm 1's answer is the smallest of its points and Algorithm 2's (never worse than 2).
     objective: the coder Algorithm 1 minimizes, "paper" (the authors' bz2-of-pickle), "symbols" or "entropy".
     Not in the paper: config=BayesConfig(refine=8) bisects Delta up to the edge of the bound at the best tau;
@@ -261,6 +271,11 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
     """
     require(algorithm in (1, 2), "algorithm",
             f"must be 1 (Bayesian optimization) or 2 (quantization), got {algorithm!r}")
+    check_search(search)
+    require(algorithm == 1 or search == "bayes", "search",
+            f"{search!r} searches tau and Delta (Algorithm 1); algorithm=2 searches Delta alone")
+    require(search == "bayes" or not pooled, "pooled", "pools Algorithm 1's Bayesian search with Algorithm 2; "
+            "search='edge' already includes Algorithm 2's space (tau = None)")
     check_eps(eps)
     problem = ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=one_sided, objective=objective,
                                 allocation=allocation, split=split)
@@ -268,4 +283,10 @@ def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_da
         alg2 = quantization_complexity(problem, eps, algorithm_2_method)
         if algorithm == 2:
             return alg2
+    if search == "edge":
+        return edge_complexity(problem, eps)
     return bayesian_complexity(problem, eps, config, seed, pooled=pooled)
+
+
+def check_search(search: str) -> None:
+    require(search in SEARCHES, "search", f"unknown search {search!r}; allowed: {', '.join(SEARCHES)}")

@@ -9,6 +9,7 @@ Files written next to metrics.csv::
           alg1_    Algorithm 1, the paper's: the smallest of its own search points
           pooled_  Algorithm 1 pooled: the smallest of every point measured on the checkpoint (Algorithm 2's too)
           alg2_    Algorithm 2: the Delta sweep (or the authors' bisection)
+          edge_    with TrackingSettings.edge: the edge search (grok_lib.complexity.edge; not in the paper)
         per answer, for every coder of grok_lib.complexity.coders.CODERS (paper, symbols, ...):
           {prefix}{coder}_bytes, {prefix}{coder}_bits, {prefix}{coder}_codec (the compressor it used),
           {prefix}bound_{coder} (Eq. 4, delta = bound_delta, train 0-1 error of the coarse-grained net),
@@ -71,6 +72,9 @@ class TrackingSettings:
     bound_delta: float = 0.05  # Eq. 4's confidence parameter
     allocation: str = "global"  # one Delta (the paper's) | "sensitivity": one per matrix (complexity.allocation)
     split: str = "left"  # low-rank factors U S, V^T (the authors') | "balanced" (complexity.coarse.SPLITS)
+    # not in the paper: also the edge search (grok_lib.complexity.edge) at every eps, in the edge_ columns;
+    # Algorithm 1's Bayesian search stays in the alg1_ columns
+    edge: bool = False
 
     def __post_init__(self):
         require(len(self.eps) > 0, "eps", "give at least one distortion bound")
@@ -82,6 +86,7 @@ class TrackingSettings:
                 f"unknown coder {self.objective!r}; allowed: {', '.join(OBJECTIVES)}")
         require(self.algorithm_2 in ALGORITHM_2_METHODS, "algorithm_2",
                 f"unknown method {self.algorithm_2!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
+        require(isinstance(self.edge, bool), "edge", f"must be True or False, got {self.edge!r}")
         require(0.0 < self.bound_delta < 1.0, "bound_delta", f"must lie in (0, 1), got {self.bound_delta!r}")
         check_allocation(self.allocation)
         check_split(self.split)
@@ -90,7 +95,7 @@ class TrackingSettings:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
 
 
-ALGORITHM_1, POOLED, ALGORITHM_2 = "alg1_", "pooled_", "alg2_"  # the answers' column prefixes
+ALGORITHM_1, POOLED, ALGORITHM_2, EDGE = "alg1_", "pooled_", "alg2_", "edge_"  # the answers' column prefixes
 
 # every column name complexity.csv / rate_distortion.csv used before the prefixes, and its name now
 LEGACY_COLUMNS = {
@@ -162,11 +167,12 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     naive = naive_size(described_tensors(model))
     rows = []
     for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
-                                  algorithm_2_method=settings.algorithm_2):
+                                  algorithm_2_method=settings.algorithm_2, with_edge=settings.edge):
         row = dict(epoch=epoch, eps=point.algorithm_1.eps)
         for prefix, result in ((ALGORITHM_1, point.algorithm_1), (POOLED, point.algorithm_1_pooled),
-                               (ALGORITHM_2, point.algorithm_2)):
-            row.update(answer_columns(prefix, result, settings.bound_delta))
+                               (ALGORITHM_2, point.algorithm_2), (EDGE, point.edge)):
+            if result is not None:
+                row.update(answer_columns(prefix, result, settings.bound_delta))
         rows.append(dict(row, naive_bytes=naive, naive_bits=8 * naive, reference_train_loss=problem.reference_loss,
                          n_train=point.algorithm_1.n_train))
     for row in rows:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..complexity.bounds import fit_rate_distortion
 from ..complexity.coders import CODERS
-from ..complexity.tracking import ALGORITHM_1, ALGORITHM_2, POOLED, bound_column, length_column, size_column
+from ..complexity.tracking import ALGORITHM_1, ALGORITHM_2, EDGE, POOLED, bound_column, length_column, size_column
 from ..errors import require
 from .plots import save
 from .profiles import PROFILES, get_profile
@@ -32,9 +32,11 @@ REGIME_COLORS = {"none": "C0", "wd": "C2", "ours": "C3"}
 REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (wd + noise + spectral)"}
 # Which Algorithm 1 answer a figure shows, as the prefix of its columns in grok_lib.complexity.tracking: the paper's
 # (the best of its own search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's
-# sweep included). Sizes, bounds and description lengths are those of the paper's coder unless `coder` says.
-VARIANTS = {"paper": ALGORITHM_1, "pooled": POOLED}
-VARIANT_LABELS = {"paper": "Algorithm 1", "pooled": "Algorithm 1 pooled with Algorithm 2"}
+# sweep included), or the edge search's (deterministic, not in the paper: grok_lib.complexity.edge). Sizes, bounds
+# and description lengths are those of the paper's coder unless `coder` says.
+VARIANTS = {"paper": ALGORITHM_1, "pooled": POOLED, "edge": EDGE}
+VARIANT_LABELS = {"paper": "Algorithm 1", "pooled": "Algorithm 1 pooled with Algorithm 2",
+                  "edge": "edge search (not in the paper)"}
 FIGURE_NAMES = {
     1: "fig01_complexity_mul", 2: "fig02_complexity_ours", 3: "fig03_complexity_none",
     4: "fig04_rate_distortion", 5: "fig05_complexity_eps", 6: "fig06_generalization_bound",

@@ -97,9 +97,11 @@ class Profile:
     slider_taus: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)  # (tau, Delta) grid cached
     slider_deltas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # for the widgets
     workers: int = 1  # processes that train / measure runs in parallel
+    edge: bool = False  # whether the tables also hold the edge search's answers (edge_ columns)
     algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.complexity.quantization.ALGORITHM_2_METHODS)
-    # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or pooled with
-    # Algorithm 2's sweep where the search budget is cut (the small budgets lose to the sweep)
+    # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or the edge
+    # search's where the search budget is cut (a reduced Bayesian budget draws its own noise as dynamics:
+    # benchmarks/RESULTS.md, "The spread of the searches"); Algorithm 1 stays in every table
     algorithm_1: str = "paper"
     lmn: LMNSettings = LMN_SETTINGS["paper"]  # the LMN notebook's tasks (grok_lib.paper.lmn_reproduce)
     with_lmn: bool = True  # whether the batch reproduction runs the LMN notebook (06) for this profile
@@ -137,14 +139,14 @@ def get_profile(name: str) -> Profile:
             run_fields=dict(p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=40),
             bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET"), track_eps=(1.0,),
             final_eps=(0.5, 2.0), min_epoch=20, slider_taus=(0.8, 0.95, 1.0), slider_deltas=(1e-2, 0.1),
-            workers=1, algorithm_1="pooled", lmn=LMN_SETTINGS["ci"])
+            workers=1, algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["ci"])
     if name == "cpu":
         return Profile(
             name="cpu", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
             op_fields={op: {"epochs": CPU_TWO_LAYER_EPOCHS} for op in ("sub", "div")},
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
-            algorithm_2="sweep-top", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"])
+            algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"])
     if name == "p113":
         return Profile(
             name="p113", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,),
@@ -152,7 +154,7 @@ def get_profile(name: str) -> Profile:
             run_fields=dict(p=113, epochs=P113_EPOCHS),  # the paper's fractions and layers (the op's defaults)
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
-            algorithm_2="sweep-top", algorithm_1="pooled", lmn=LMN_SETTINGS["cpu"], with_lmn=False)
+            algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"], with_lmn=False)
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
@@ -200,4 +202,4 @@ def theory_config(profile: Profile) -> RunConfig:
 def tracking_settings(profile: Profile, final: bool = False):
     """The TrackingSettings of a profile: eps along training, or (final=True) the final checkpoint's eps."""
     return TrackingSettings(eps=profile.final_eps if final else profile.track_eps, bayes=profile.bayes,
-                            algorithm_2=profile.algorithm_2)
+                            algorithm_2=profile.algorithm_2, edge=profile.edge)
