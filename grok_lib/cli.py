@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from .training.config import DEMO, REGIMES, RunConfig
 from .training.ops import OPS
 from .training.regularizers import PENALTIES
-from .complexity.coarse import SPLITS
+from .cli_complexity import add_complexity_parser, measure_run
 from .errors import GrokError, run_command
 from .store import RunStore, default_root
 
@@ -97,7 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_lmn.add_argument("--no-complexity", action="store_true", help="skip Algorithm 1")
 
     sub.add_parser("runs", help="list the stored runs and their progress")
-    _add_complexity_parser(sub)
+
+    p_verify = sub.add_parser(
+        "verify", help="check committed results: retrain a sample of their runs, re-measure a checkpoint",
+        description="Retrain runs of a committed results folder (into a scratch store) at the recorded thread "
+                    "count and compare every logged metric with the committed tables (bit for bit on the "
+                    "recorded torch version, else within a printed tolerance); then measure the committed "
+                    "checkpoint again. Prints what matched; exits 1 on a mismatch.",
+        epilog="Example: python -m grok_lib verify results/p113 --runs 2 --epochs 100")
+    p_verify.add_argument("folder", type=Path, help="a committed results folder, e.g. results/p113")
+    p_verify.add_argument("--runs", type=int, default=1, help="how many runs to retrain, in name order (default 1)")
+    p_verify.add_argument("--run", action="append", default=[], help="retrain this run (by name; repeatable)")
+    p_verify.add_argument("--epochs", type=int, help="train only this prefix of each run (default: all its epochs)")
+    p_verify.add_argument("--no-complexity", action="store_true", help="skip re-measuring the committed checkpoint")
+    add_complexity_parser(sub, _add_run_options)
 
     p_compute = sub.add_parser(
         "compute", help="train and measure a profile's whole grid (what its figures read) on a Dask cluster",
@@ -136,6 +148,8 @@ def cluster_from(args, default_workers: int):
 def _compute(args, store: RunStore) -> None:
     import time
 
+    import torch
+
     from .paper.lmn_reproduce import lmn_jobs, notebook_out_dir
     from .paper.pipeline import compute
     from .paper.profiles import get_profile
@@ -149,7 +163,9 @@ def _compute(args, store: RunStore) -> None:
     wall = time.perf_counter() - start
     print(f"profile {profile.name}: {len(profile.configs())} runs trained and measured in {store.root} ({wall:.0f} s)")
     if args.export is not None:
-        out = export_tables(profile, store, args.export, wall_s=wall)
+        local = args.scheduler is None and args.slurm_queue is None and cluster.workers == 1
+        out = export_tables(profile, store, args.export, wall_s=wall,
+                            threads=torch.get_num_threads() if local else 1)  # Dask workers: one thread
         print(f"tables and provenance written to {out}")
 
 
@@ -164,92 +180,6 @@ def _grid(args, store: RunStore) -> None:
         runs = [train(config, store, device=args.device) for config in configs]
     for run in runs:
         print(f"{run.path.name:40s} first epochs >= 99%: {grokking_epochs(run.metrics())}")
-
-
-def _add_complexity_parser(sub) -> None:
-    from .complexity.coders import CODERS
-
-    p = sub.add_parser(
-        "complexity", help="coarse-grained complexity (Algorithms 1 and 2) of every checkpoint of a run",
-        description="Measure every stored checkpoint of a run at each eps: Algorithm 1 (Bayesian optimization "
-                    "over low-rank threshold tau and bin size Delta), Algorithm 2 (quantization only), both "
-                    "coders, the Eq. 4 bound and the total description length. Rows go to RUN_DIR/complexity.csv "
-                    "after each checkpoint; an interrupted pass resumes, a finished one is reused.",
-        epilog="Example: python -m grok_lib complexity runs/mul-ours-s0-XXXX --eps 1 --eps 0.5")
-    p.add_argument("run_dir", nargs="?", type=Path,
-                   help="a run directory (default: the stored run that the run options below select)")
-    _add_run_options(p)
-    g = p.add_argument_group("how to measure")
-    g.add_argument("--eps", type=float, action="append",
-                   help="distortion bound on the training loss, repeatable (default: 4 2 1 0.5 0.25 0.125 0.0625)")
-    g.add_argument("--checkpoint", type=int, action="append",
-                   help="only the checkpoints at these epochs (repeatable; default all)")
-    g.add_argument("--estimator", default="GP",
-                   help="Algorithm 1's surrogate: GP, or ET / RF forests (faster, looser) (default GP)")
-    g.add_argument("--n-random", type=int, default=10, help="random points after the 2 probes (default 10)")
-    g.add_argument("--n-guided", type=int, default=50, help="surrogate-guided points (default 50)")
-    g.add_argument("--search-seed", type=int, default=0, help="seeds Algorithm 1 (default 0)")
-    g.add_argument("--search", default="bayes", choices=["bayes", "edge"],
-                   help="bayes: Algorithm 1's Bayesian search, the paper's (default); edge: also the deterministic "
-                        "edge search (not in the paper; edge_ columns beside Algorithm 1's, which stays)")
-    g.add_argument("--one-sided", action="store_true",
-                   help="accept L(coarse) <= L + eps (the code) instead of |.| < eps")
-    g.add_argument("--objective", default="paper", choices=list(CODERS), help="coder Algorithm 1 minimizes: "
-                   + "; ".join(f"{name}: {coder.description}" for name, coder in CODERS.items()) + " (default paper)")
-    g.add_argument("--refine", type=int, default=0,
-                   help="not in the paper: Delta bisected this many steps at Algorithm 1's best tau, up to the "
-                        "edge of the bound (default 0, the paper's search)")
-    g.add_argument("--reallocate", type=int, default=0,
-                   help="not in the paper: sweeps that give each matrix its own Delta, priced at the edge of the "
-                        "bound, after Algorithm 1 (default 0, one global Delta)")
-    g.add_argument("--split", default="left", choices=list(SPLITS),
-                   help="how low-rank factors share the singular values: left (U S and V^T, the authors' code, "
-                        "default) or balanced (U S^1/2 and S^1/2 V^T; not in the paper)")
-    g.add_argument("--allocation", default="global", help="global (one Delta, the paper's, default) or "
-                   "sensitivity (one Delta per matrix from measured sensitivities; not in the paper)")
-    g.add_argument("--algorithm-2", default="sweep", help="Algorithm 2's search: sweep (the paper's, default), "
-                   "sweep-edges (compress only the top of each feasible run), sweep-top (the largest feasible Delta "
-                   "of the grid, from the top down) or bisection (the authors' code)")
-    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    g.add_argument("--workers", type=int, default=1,
-                   help="checkpoints measured at once, one process and core each (default 1)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _complexity(args, store: RunStore) -> None:
-    from .complexity.search import PAPER_EPS, BayesConfig
-    from .store import read_config
-    from .complexity.coders import CODERS
-    from .complexity.tracking import ALGORITHM_1, ALGORITHM_2, EDGE, POOLED, TrackingSettings, bound_column, \
-        size_column, track_complexity
-
-    settings = TrackingSettings(
-        eps=tuple(args.eps or PAPER_EPS), seed=args.search_seed, one_sided=args.one_sided, objective=args.objective,
-        bayes=BayesConfig(n_random=args.n_random, n_guided=args.n_guided, estimator=args.estimator,
-                          refine=args.refine, reallocate=args.reallocate),
-        algorithm_2=args.algorithm_2, allocation=args.allocation, split=args.split, edge=args.search == "edge")
-    if args.run_dir is not None:
-        if not (args.run_dir / "config.json").is_file():
-            raise GrokError("run_dir", f"{args.run_dir} is not a run directory (no config.json)")
-        config = read_config(args.run_dir / "config.json")
-        path = args.run_dir
-    else:
-        config = _config_from(args)
-        path = store.root / config.key()
-        if not (path / "config.json").is_file():
-            raise GrokError("run", f"no stored run {config.key()} in {store.root}; train it first")
-    run = store.open_dir(path, config)
-    table = track_complexity(run, settings, device=args.device, progress=not args.quiet, epochs=args.checkpoint,
-                             workers=args.workers)
-    last = table[table.epoch == table.epoch.max()]
-    print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
-    for row in last.to_dict("records"):
-        kb = {prefix: ", ".join(f"{coder} {row.get(size_column(prefix, coder), math.nan) / 1e3:.1f}" for coder in CODERS)
-              for prefix in (ALGORITHM_1, POOLED, ALGORITHM_2, EDGE)}
-        edge = f"  edge search {kb[EDGE]} kB" if settings.edge else ""
-        print(f"  eps {row['eps']:<7g} Algorithm 1 {kb[ALGORITHM_1]} kB (pooled {kb[POOLED]} kB)  "
-              f"Algorithm 2 {kb[ALGORITHM_2]} kB{edge}  naive {row['naive_bytes'] / 1e3:.1f} kB  "
-              f"Eq. 4 bound {row[bound_column(ALGORITHM_1, 'paper')]:.2f}")
 
 
 def main(argv=None) -> int:
@@ -278,11 +208,17 @@ def main(argv=None) -> int:
             path = plot_training(run, args.figures / "demo_grokking")
             print(f"{run.path}: {grokking_epochs(run.metrics())}; figure {path}")
         elif args.command == "complexity":
-            _complexity(args, store)
+            measure_run(args, store, _config_from)
         elif args.command == "grid":
             _grid(args, store)
         elif args.command == "compute":
             _compute(args, store)
+        elif args.command == "verify":
+            from .paper.verify import report, verify
+
+            checks = verify(args.folder, args.runs, args.epochs, tuple(args.run), not args.no_complexity)
+            print(report(checks))
+            return 0 if all(c.ok for c in checks) else 1
         elif args.command == "lmn":
             from .paper.lmn_reproduce import reproduce_lmn
 

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "grok_lib"
 LAYERS = ["base", "training", "complexity", "lmn", "paper", "cli"]
 BASE = {"errors", "files", "store", "jobs"}
 # the complexity core: measures any module, so it imports nothing from training/
-CORE = {"coarse", "coders", "distortion", "problem", "results", "search", "quantization", "surrogate", "bounds"}
+CORE = {"coarse", "coders", "distortion", "problem", "results", "search", "quantization", "surrogate", "bounds",
+        "edge"}
 
 
 def layer_of(module: str) -> str:

@@ -105,6 +105,9 @@ class Profile:
     algorithm_1: str = "paper"
     lmn: LMNSettings = LMN_SETTINGS["paper"]  # the LMN notebook's tasks (grok_lib.paper.lmn_reproduce)
     with_lmn: bool = True  # whether the batch reproduction runs the LMN notebook (06) for this profile
+    # whether the batch reproduction computes a grid its store lacks (cpu: the main job), or draws from the
+    # committed tables (results/<profile>/) where they exist (p113: 3 h of this machine; `compute` trains it)
+    reproduce_computes: bool = True
 
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
@@ -154,7 +157,8 @@ def get_profile(name: str) -> Profile:
             run_fields=dict(p=113, epochs=P113_EPOCHS),  # the paper's fractions and layers (the op's defaults)
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
-            algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"], with_lmn=False)
+            algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"], with_lmn=False,
+            reproduce_computes=False)
     return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core

@@ -41,9 +41,11 @@ def specimen(runs: list[Run]) -> Run:
 
 
 def export_tables(profile: Profile, store: RunStore, out_dir: Path | None = None, command: str = "",
-                  wall_s: float | None = None) -> Path:
+                  wall_s: float | None = None, threads: int | None = None) -> Path:
     """Copy every run's tables (and the specimen's final checkpoint) of `profile`'s grid from `store` into
-    out_dir (default results/<profile>/) with a PROVENANCE.json; runs not finished are refused."""
+    out_dir (default results/<profile>/) with a PROVENANCE.json; runs not finished are refused. `threads`:
+    the torch threads the runs trained and were measured with (Dask workers: 1; default this process's),
+    recorded with the torch version so that `python -m grok_lib verify` can retrain them bit for bit."""
     out_dir = Path(out_dir) if out_dir is not None else RESULTS_DIR / profile.name
     runs = [store.run(c) for c in profile.configs()]
     unfinished = [r.path.name for r in runs if not r.is_complete]
@@ -62,7 +64,8 @@ def export_tables(profile: Profile, store: RunStore, out_dir: Path | None = None
                       machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPU cores, "
                               f"torch {torch.__version__}, "
                               f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'})",
-                      date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                      date=time.strftime("%Y-%m-%d %H:%M:%S %Z"), torch=torch.__version__,
+                      threads=torch.get_num_threads() if threads is None else threads,
                       wall_s=None if wall_s is None else round(wall_s, 1),
                       train_wall_s=round(sum(float(r.metrics().wall_s.iloc[-1]) for r in runs), 1))
     write_text_atomic(out_dir / PROVENANCE, json.dumps(provenance, indent=1) + "\n")
