@@ -9,11 +9,12 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
     cpu    a laptop reproduction on 2 cores: the CPU demo's modulus, train fraction, width and epochs
            (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs; 705 for the 2-layer - and /) with
            the paper's layers, all four ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with 8 probes (the
-           authors' 2 + CPU_PROBES), 2 random and 6 guided points and Algorithm 2's top-down sweep
-           (sweep-top) at eps = 1 on every logged checkpoint from epoch 30.
+           authors' 2 + CPU_PROBES), 2 random and 6 guided points, Algorithm 2's top-down sweep
+           (sweep-top) and the edge search at eps = 1 on every logged checkpoint from epoch 30; the
+           figures show the edge search (deterministic; Algorithm 1's reduced budget draws its own noise).
     p113   the paper's experiment on a CPU: p = 113, the paper's fractions and layers, all four ops and three
-           regimes, seed 0 (seeds 0-2 for x none and ours, Fig. 1), 1,550 epochs; the cpu profile's Algorithm 1
-           budget at eps = 1 along training and all seven eps on the final checkpoint.
+           regimes, seed 0 (seeds 0-2 for x none and ours, Fig. 1), 1,550 epochs; the cpu profile's searches
+           at eps = 1 along training and all seven eps on the final checkpoint.
     paper  the full protocol (PROTOCOL.md): p = 113, 4 ops, 3 regimes, 6 seeds, 10^4 epochs, the authors'
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
