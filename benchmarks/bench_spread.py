@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu", help="cpu or p113 (whose runs and reduced budget)")
     parser.add_argument("--runs", nargs="+", help="run names (default: every run of the profile)")
     parser.add_argument("--per-run", type=int, default=5, help="checkpoints per run (default 5)")
+    parser.add_argument("--epochs", nargs="+", type=int, help="these epochs of every run instead of --per-run")
     parser.add_argument("--seeds", type=int, default=5, help="search seeds of each Bayesian search (default 5)")
     parser.add_argument("--dense", action="store_true", help="also the dense tau x Delta grid")
     parser.add_argument("--searches", nargs="+", default=["paper", "budget", "edge", "alg2"])
@@ -101,7 +102,7 @@ def main() -> None:
         name, config = run.path.name, run.config
         epochs = [e for e in wanted_epochs(config, profile) if e in set(run.checkpoints())]
         split = make_split(config.op, config.p, config.train_frac, config.seed)
-        for epoch in pick_epochs(epochs, args.per_run):
+        for epoch in (args.epochs if args.epochs else pick_epochs(epochs, args.per_run)):
             model = run.load_model(epoch)
 
             def problem_of():

@@ -6,14 +6,18 @@ the smallest of whichever points it drew, and two search seeds can differ by ~2x
 always the coarsest grid that still meets the bound, so this search walks that edge instead:
 
 1. for each tau of a fixed grid (EDGE_TAUS, from "no low-rank step" down), the largest Delta that meets
-   the bound: a top-down log sweep (`points_per_decade`) from a decade above the previous tau's edge (the
-   top of Algorithm 2's grid for the first), stopped at the first feasible point, whose gap to the
-   infeasible point above it is log-bisected `refine` times. Which Delta meet the bound is not monotone in
+   the bound: a top-down log sweep (`points_per_decade`) from ABOVE_PREVIOUS decades above the previous
+   tau's edge (from the top of Algorithm 2's grid for the first tau, and for any tau whose first point
+   meets the bound), stopped at the first feasible point, whose gap to the infeasible point above it is
+   log-bisected `refine` times. Which Delta meet the bound is not monotone in
    Delta; like Algorithm 2's sweep-top, the sweep finds the largest feasible point of its grid;
 2. only these edge points are compressed (by the problem's objective coder), the next tau's sweep running
    while the last edge compresses in the background;
 3. `tau_refine` rounds put a tau half way (in log(1 - tau)) between the best tau and each grid neighbour
-   that meets the bound, with their own edges; then the smallest edge is bisected `polish` steps more;
+   that meets the bound, with their own edges; then the smallest edge is bisected `polish` steps more,
+   and the zone just above the `zone_taus` smallest edges is scanned (`zone`): there the loss wanders
+   around L + eps, and the paper's coder drops by ~6 % where Delta passes a power of two, so a point past
+   the edge can meet the bound and be smaller (benchmarks/RESULTS.md);
 4. a tau whose most finely quantized point (the floor of Algorithm 2's grid) misses the bound has no edge
    (checked once its sweep has passed BELOW_PREVIOUS decades under the previous edge); after `patience`
    such taus in a row, the smaller taus (lower ranks still) are not tried.
@@ -37,8 +41,9 @@ EDGE_POINTS_PER_DECADE = 4  # the sweep's grid; the refinement then locates the 
 EDGE_REFINE = 6  # log-bisection steps per edge: a factor 10^(1/4) bracket to ~0.9 % of Delta
 EDGE_TAU_REFINE = 2  # rounds of tau bisection around the best tau
 EDGE_POLISH = 4  # further bisection steps on the smallest edge found, to ~0.06 % of its Delta
+EDGE_ZONE_TAUS, EDGE_ZONE_WIDTH, EDGE_ZONE_POINTS = 2, 0.08, 10  # the zone above the 2 smallest edges: 8 %, 10 Deltas
 EDGE_PATIENCE = 2  # taus in a row without an edge before the smaller ones are skipped
-ABOVE_PREVIOUS = 1.0  # decades above the previous tau's edge where the next tau's sweep starts
+ABOVE_PREVIOUS = 0.5  # decades above the previous tau's edge where the next tau's sweep starts
 BELOW_PREVIOUS = 1.5  # decades below it where a sweep first checks that the finest Delta meets the bound
 
 
@@ -68,8 +73,8 @@ class EdgeSearch:
         return self.problem.evaluate_many(points, self.eps)
 
     def edge(self, tau: float | None, above: float | None) -> Evaluation | None:
-        """The largest Delta meeting the bound at tau, swept from a decade above `above` (the previous
-        tau's edge; None: from the top of the grid) down, or None when even the grid's finest Delta misses
+        """The largest Delta meeting the bound at tau, swept from ABOVE_PREVIOUS decades above `above` (the
+        previous tau's edge; None: from the top of the grid) down, or None when even the grid's finest Delta misses
         it (checked once the sweep is more than BELOW_PREVIOUS decades below `above`)."""
         if tau in self.by_tau:
             return self.by_tau[tau]
@@ -109,6 +114,20 @@ class EdgeSearch:
                 self.problem.size(edge)
                 self.polished.append(edge)
 
+    def zone(self, taus: int, width: float, points: int) -> None:
+        """The fuzzy zone above the smallest `taus` edges: `points` Deltas log-spaced over (edge, edge x (1 +
+        width)], the feasible ones compressed. The loss wanders around L + eps there (feasibility is not
+        monotone in Delta), and the paper's coder jumps at powers of two of Delta: a point past the edge
+        can meet the bound and be smaller."""
+        candidates = sorted({e.key: e for e in self.edges.values()}.values(),
+                            key=lambda e: (self.problem.size(e), -e.delta))[:taus]
+        for edge in candidates:
+            deltas = [edge.delta * (1.0 + width) ** ((i + 1) / points) for i in range(points)]
+            for evaluation in self.evaluate([(edge.tau, d) for d in deltas]):
+                if self.feasible(evaluation):
+                    self.problem.size(evaluation)
+                    self.polished.append(evaluation)
+
     def best(self) -> Evaluation | None:
         candidates = [e for e in self.by_tau.values() if e is not None] + self.polished
         return min(candidates, key=lambda e: (self.problem.size(e), -e.delta)) if candidates else None
@@ -144,13 +163,15 @@ class EdgeSearch:
 def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
                     points_per_decade: int = EDGE_POINTS_PER_DECADE, refine: int = EDGE_REFINE,
                     tau_refine: int = EDGE_TAU_REFINE, patience: int = EDGE_PATIENCE,
-                    polish: int = EDGE_POLISH) -> ComplexityResult:
+                    polish: int = EDGE_POLISH, zone_taus: int = EDGE_ZONE_TAUS, zone_width: float = EDGE_ZONE_WIDTH,
+                    zone_points: int = EDGE_ZONE_POINTS) -> ComplexityResult:
     """The edge search (module docstring): the smallest compressed point on the edge of the bound at eps.
 
     taus: the tau grid (None = no low-rank step), searched in the given order, from the largest;
     points_per_decade, refine: the Delta sweep and the bisection steps of each edge; tau_refine: rounds of
     tau bisection around the best tau; patience: taus in a row without an edge before the rest are skipped;
-    polish: further bisection steps on the smallest edge found.
+    polish: further bisection steps on the smallest edge found; zone_taus, zone_width, zone_points: the
+    zone scanned above the smallest edges (EdgeSearch.zone).
     The result's `algorithm` is 1 (a search over tau and Delta, like Algorithm 1).
     """
     check_eps(eps)
@@ -159,6 +180,10 @@ def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
     _check_count(tau_refine, "tau_refine", 0)
     _check_count(patience, "patience", 1)
     _check_count(polish, "polish", 0)
+    _check_count(zone_taus, "zone_taus", 0)
+    _check_count(zone_points, "zone_points", 1)
+    require(isinstance(zone_width, (int, float)) and 0.0 < zone_width <= 1.0, "zone_width",
+            f"must lie in (0, 1], got {zone_width!r}")
     taus = tuple(taus)
     require(len(taus) > 0, "taus", "give at least one tau (None: no low-rank step)")
     for tau in taus:
@@ -179,6 +204,7 @@ def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
         for _ in range(tau_refine):
             _refine_tau(search, tried)
         search.polish(polish)
+        search.zone(zone_taus, zone_width, zone_points)
         best = search.best()
         require(best is not None, "eps", f"no coarse-graining meets the bound {eps}, not even the finest "
                 f"Delta {search.grid[-1]:.3g} at tau {taus[0]} (is the loss deterministic?)")
