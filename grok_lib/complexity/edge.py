@@ -14,8 +14,8 @@ always the coarsest grid that still meets the bound, so this search walks that e
 2. only these edge points are compressed (by the problem's objective coder), the next tau's sweep running
    while the last edge compresses in the background;
 3. `tau_refine` rounds put a tau half way (in log(1 - tau)) between the best tau and each grid neighbour
-   that meets the bound, with their own edges; then the smallest edge is bisected `polish` steps more,
-   and the zone just above the `zone_taus` smallest edges is scanned (`zone`): there the loss wanders
+   that meets the bound, with their own edges; then the zone just above the `zone_taus` smallest edges
+   is scanned (`zone`, 0.8 % steps): there the loss wanders
    around L + eps, and the paper's coder drops by ~6 % where Delta passes a power of two, so a point past
    the edge can meet the bound and be smaller (benchmarks/RESULTS.md);
 4. a tau whose most finely quantized point (the floor of Algorithm 2's grid) misses the bound has no edge
@@ -35,12 +35,11 @@ from .problem import ComplexityProblem, ComplexityResult, Evaluation, check_eps
 from .quantization import sweep_grid
 from ..errors import require
 
-# tau = None (no low-rank step, Algorithm 2's space), then 1 - tau log-spaced from 0.002 to 0.75
-EDGE_TAUS = (None, 1.0) + tuple(round(1.0 - 0.75 * (0.002 / 0.75) ** (i / 13), 6) for i in range(13, -1, -1))
+# tau = None (no low-rank step, Algorithm 2's space), 1.0, then 1 - tau log-spaced from 0.005 to 0.75
+EDGE_TAUS = (None, 1.0) + tuple(round(1.0 - 0.75 * (0.005 / 0.75) ** (i / 9), 6) for i in range(9, -1, -1))
 EDGE_POINTS_PER_DECADE = 4  # the sweep's grid; the refinement then locates the edge within it
-EDGE_REFINE = 6  # log-bisection steps per edge: a factor 10^(1/4) bracket to ~0.9 % of Delta
-EDGE_TAU_REFINE = 2  # rounds of tau bisection around the best tau
-EDGE_POLISH = 4  # further bisection steps on the smallest edge found, to ~0.06 % of its Delta
+EDGE_REFINE = 4  # log-bisection steps per edge: a factor 10^(1/4) bracket to ~3.7 % of Delta
+EDGE_TAU_REFINE = 3  # rounds of tau bisection around the best tau
 EDGE_ZONE_TAUS, EDGE_ZONE_WIDTH, EDGE_ZONE_POINTS = 2, 0.08, 10  # the zone above the 2 smallest edges: 8 %, 10 Deltas
 EDGE_PATIENCE = 2  # taus in a row without an edge before the smaller ones are skipped
 ABOVE_PREVIOUS = 0.5  # decades above the previous tau's edge where the next tau's sweep starts
@@ -62,8 +61,7 @@ class EdgeSearch:
         self.evaluated = 0
         self.edges: dict[tuple, Evaluation] = {}  # ranks -> the edge point of the first tau with them
         self.by_tau: dict = {}  # tau -> its edge point, or None (no Delta of the grid meets the bound)
-        self.polished: list[Evaluation] = []  # the smallest edge, bisected further
-        self.above: dict[tuple, float] = {}  # ranks -> the smallest Delta above its edge known to miss the bound
+        self.zoned: list[Evaluation] = []  # points of the zone above the smallest edges that meet the bound
 
     def feasible(self, evaluation: Evaluation) -> bool:
         return self.problem.feasible(evaluation, self.eps)
@@ -102,17 +100,7 @@ class EdgeSearch:
                 low, best = middle, evaluation
             else:
                 high = middle
-        self.above[best.ranks] = high
         return best
-
-    def polish(self, steps: int) -> None:
-        """`steps` more bisections of the smallest edge found (its bracket is then ~2^-steps as wide)."""
-        best = self.best()
-        if best is not None and best.ranks in self.above and steps:
-            edge = self.bisect(best, self.above[best.ranks], steps)
-            if edge is not best:
-                self.problem.size(edge)
-                self.polished.append(edge)
 
     def zone(self, taus: int, width: float, points: int) -> None:
         """The fuzzy zone above the smallest `taus` edges: `points` Deltas log-spaced over (edge, edge x (1 +
@@ -126,10 +114,10 @@ class EdgeSearch:
             for evaluation in self.evaluate([(edge.tau, d) for d in deltas]):
                 if self.feasible(evaluation):
                     self.problem.size(evaluation)
-                    self.polished.append(evaluation)
+                    self.zoned.append(evaluation)
 
     def best(self) -> Evaluation | None:
-        candidates = [e for e in self.by_tau.values() if e is not None] + self.polished
+        candidates = [e for e in self.by_tau.values() if e is not None] + self.zoned
         return min(candidates, key=lambda e: (self.problem.size(e), -e.delta)) if candidates else None
 
     def _sweep(self, tau: float | None, above: float | None) -> tuple[Evaluation | None, float | None]:
@@ -162,16 +150,14 @@ class EdgeSearch:
 
 def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
                     points_per_decade: int = EDGE_POINTS_PER_DECADE, refine: int = EDGE_REFINE,
-                    tau_refine: int = EDGE_TAU_REFINE, patience: int = EDGE_PATIENCE,
-                    polish: int = EDGE_POLISH, zone_taus: int = EDGE_ZONE_TAUS, zone_width: float = EDGE_ZONE_WIDTH,
+                    tau_refine: int = EDGE_TAU_REFINE, patience: int = EDGE_PATIENCE, zone_taus: int = EDGE_ZONE_TAUS, zone_width: float = EDGE_ZONE_WIDTH,
                     zone_points: int = EDGE_ZONE_POINTS) -> ComplexityResult:
     """The edge search (module docstring): the smallest compressed point on the edge of the bound at eps.
 
     taus: the tau grid (None = no low-rank step), searched in the given order, from the largest;
     points_per_decade, refine: the Delta sweep and the bisection steps of each edge; tau_refine: rounds of
     tau bisection around the best tau; patience: taus in a row without an edge before the rest are skipped;
-    polish: further bisection steps on the smallest edge found; zone_taus, zone_width, zone_points: the
-    zone scanned above the smallest edges (EdgeSearch.zone).
+    zone_taus, zone_width, zone_points: the zone scanned above the smallest edges (EdgeSearch.zone).
     The result's `algorithm` is 1 (a search over tau and Delta, like Algorithm 1).
     """
     check_eps(eps)
@@ -179,7 +165,6 @@ def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
     _check_count(refine, "refine", 0)
     _check_count(tau_refine, "tau_refine", 0)
     _check_count(patience, "patience", 1)
-    _check_count(polish, "polish", 0)
     _check_count(zone_taus, "zone_taus", 0)
     _check_count(zone_points, "zone_points", 1)
     require(isinstance(zone_width, (int, float)) and 0.0 < zone_width <= 1.0, "zone_width",
@@ -203,7 +188,6 @@ def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
             misses, above = 0, edge.delta
         for _ in range(tau_refine):
             _refine_tau(search, tried)
-        search.polish(polish)
         search.zone(zone_taus, zone_width, zone_points)
         best = search.best()
         require(best is not None, "eps", f"no coarse-graining meets the bound {eps}, not even the finest "

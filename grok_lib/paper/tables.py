@@ -69,7 +69,25 @@ def export_tables(profile: Profile, store: RunStore, out_dir: Path | None = None
                       wall_s=None if wall_s is None else round(wall_s, 1),
                       train_wall_s=round(sum(float(r.metrics().wall_s.iloc[-1]) for r in runs), 1))
     write_text_atomic(out_dir / PROVENANCE, json.dumps(provenance, indent=1) + "\n")
+    write_text_atomic(out_dir / "README.md", provenance_note(provenance))
     return out_dir
+
+
+def provenance_note(provenance: dict) -> str:
+    """The README.md of a committed results folder: where its tables (and the figures drawn from them) came
+    from, in words a reader sees on the repository's page."""
+    wall = provenance.get("wall_s")
+    return (f"# The `{provenance['profile']}` profile's tables\n\n"
+            f"{provenance['runs']} runs: per run its config, metrics, complexity tables and their settings "
+            f"(`runs/<run>/`), no checkpoints but the notebooks' specimen's last. "
+            f"`figures/{'' if provenance['profile'] in ('ci', 'cpu') else provenance['profile'] + '/'}` is drawn "
+            f"from them (`python -m grok_lib.paper.reproduce --profile {provenance['profile']}`); "
+            f"`python -m grok_lib verify` retrains a sample and compares.\n\n"
+            f"- commit: `{provenance['commit']}`\n- command: `{provenance['command']}`\n"
+            f"- machine: {provenance['machine']}\n- torch: {provenance.get('torch', '?')}, "
+            f"{provenance.get('threads', '?')} thread(s) per process\n- date: {provenance['date']}\n"
+            f"- wall time: {'not recorded' if wall is None else f'{wall:.0f} s'} "
+            f"(the runs' own training clocks: {provenance['train_wall_s']:.0f} s)\n")
 
 
 def _commit() -> str:
