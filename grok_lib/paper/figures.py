@@ -36,7 +36,7 @@ REGIME_LABELS = {"none": "unregularized", "wd": "weight decay", "ours": "ours (w
 # and description lengths are those of the paper's coder unless `coder` says.
 VARIANTS = {"paper": ALGORITHM_1, "pooled": POOLED, "edge": EDGE}
 VARIANT_LABELS = {"paper": "Algorithm 1", "pooled": "Algorithm 1 pooled with Algorithm 2",
-                  "edge": "edge search (not in the paper)"}
+                  "edge": "edge search, not in the paper"}
 FIGURE_NAMES = {
     1: "fig01_complexity_mul", 2: "fig02_complexity_ours", 3: "fig03_complexity_none",
     4: "fig04_rate_distortion", 5: "fig05_complexity_eps", 6: "fig06_generalization_bound",
