@@ -301,5 +301,5 @@ def _at(frame: pd.DataFrame, eps: float, column: str) -> float:
 def load_complexity(run: Run) -> pd.DataFrame:
     """complexity.csv joined with metrics.csv on epoch (train/test accuracy, L2 norm, effective rank...),
     plus the run's op, regime, seed and init, ready for plotting one row per (epoch, eps)."""
-    table = read_complexity(run).merge(run.metrics(), on="epoch", how="left")
+    table = read_complexity(run).merge(run.metrics(), on="epoch", how="left").copy()  # one block: no fragmentation warning
     return table.assign(op=run.config.op, regime=run.config.regime, seed=run.config.seed, init=run.config.init)

@@ -137,7 +137,7 @@ def track_missing(runs: list, profile: Profile) -> pd.DataFrame:
                                     "checkpoint", on_result=writers(runs, profile))
     tables = [load_complexity(r) for r in runs]
     return pd.concat([t[t.epoch.isin(wanted_epochs(r.config, profile))] for r, t in zip(runs, tables)],
-                     ignore_index=True)
+                     ignore_index=True).copy()  # one block: columns added later raise no fragmentation warning
 
 
 RATE_DISTORTION_FILE = "rate_distortion.csv"
@@ -186,9 +186,9 @@ def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
     if jobs:
         Runner(profile.workers).run(jobs, f"rate-distortion of {len(jobs)} final checkpoint(s), "
                                     f"eps {list(profile.final_eps)}", "run", on_result=writers(runs, profile))
-    frames = [read_table(r.path / RATE_DISTORTION_FILE).drop(columns="settings")
+    frames = [read_table(r.path / RATE_DISTORTION_FILE).drop(columns="settings").copy()
               .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).copy()
 
 
 def compute(profile: Profile, store: RunStore, extra: list[Job] = (), cluster: Cluster | None = None,
