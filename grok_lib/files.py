@@ -91,6 +91,41 @@ def load_metadata(path: Path) -> dict[str, str]:
 
 
 LOCK_POLL_S = 0.5
+# a lock file is created, then written at once: one still empty or unreadable after this long was left by
+# a process killed in between (or is not ours), and is taken over
+LOCK_GRACE_S = 5.0
+
+
+def _started_after(pid: int, stamp: str) -> bool:
+    """Whether process `pid` of this host started after the time `stamp` (the lock's, %Y-%m-%dT%H:%M:%S):
+    then it is not the process that took the lock, but another that got its number later."""
+    try:
+        taken = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks since boot
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration, OverflowError):
+        return False
+    return boot + ticks / os.sysconf("SC_CLK_TCK") > taken + 1.0
+
+
+def _stale(lock: Path, holder: list[str]) -> str | None:
+    """Why the lock at `lock` (its words: pid, host, time) is stale, or None while its holder may be live."""
+    pid = int(holder[0]) if holder and holder[0].isdigit() else None
+    if pid is None or len(holder) < 3:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except OSError:
+            return None
+        return f"empty or unreadable for {age:.0f} s" if age > LOCK_GRACE_S else None
+    if holder[1] != socket.gethostname():
+        return None  # another host's process: cannot be checked from here
+    if not _process_alive(pid):
+        return f"process {pid} is gone"
+    if _started_after(pid, holder[2]):
+        return f"process {pid} started after the lock was taken: another program got its number"
+    return None
 
 
 def _process_alive(pid: int) -> bool:
@@ -133,19 +168,24 @@ def run_lock(path: Path, what: str, wait: float = math.inf):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = lock.read_text(errors="replace").split() if lock.exists() else []
-            pid = int(holder[0]) if holder and holder[0].isdigit() else None
-            host = holder[1] if len(holder) > 1 else "?"
-            if pid is not None and host == socket.gethostname() and not _process_alive(pid):
-                print(f"{lock}: stale lock of process {pid} (gone) taken over", file=sys.stderr)
+            try:
+                holder = lock.read_text(errors="replace").split()[:3]
+            except FileNotFoundError:
+                continue  # released meanwhile
+            why = _stale(lock, holder)
+            if why is not None:
+                print(f"{lock}: stale lock ({why}) taken over", file=sys.stderr)
                 lock.unlink(missing_ok=True)
                 continue
+            pid = holder[0] if holder else "?"
+            host = holder[1] if len(holder) > 1 else "?"
             if time.monotonic() >= deadline:
                 raise GrokError("run", f"{path} is being written ({what}) by process {pid} on {host} since "
                                 f"{holder[2] if len(holder) > 2 else '?'}; wait for it, or delete {lock} if "
                                 "that process no longer exists") from None
             if not told:
-                print(f"{path.name}: waiting for process {pid} on {host} ({what})", file=sys.stderr)
+                print(f"{path.name}: waiting for process {pid} on {host} ({what}; Ctrl-C to stop; if that "
+                      f"process is not writing this run, delete {lock})", file=sys.stderr)
                 told = True
             time.sleep(LOCK_POLL_S)
             continue

@@ -60,8 +60,10 @@ def test_a_second_train_waits_for_the_first_and_resumes_from_its_state(tmp_path,
 
 def test_a_lock_of_a_live_process_is_named_and_a_dead_ones_is_taken_over(tmp_path, capsys):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    time.sleep(1.1)  # the lock is taken after its holder started
     try:
-        (tmp_path / ".lock-train").write_text(f"{sleeper.pid} {os.uname().nodename} 2026-12-01T00:00:00\n")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        (tmp_path / ".lock-train").write_text(f"{sleeper.pid} {os.uname().nodename} {stamp}\n")
         with pytest.raises(GrokError, match=f"process {sleeper.pid}"):
             with run_lock(tmp_path, "train", wait=0.2):
                 pass
@@ -72,6 +74,37 @@ def test_a_lock_of_a_live_process_is_named_and_a_dead_ones_is_taken_over(tmp_pat
         assert (tmp_path / ".lock-train").read_text().split()[0] == str(os.getpid())
     assert "stale lock" in capsys.readouterr().err
     assert not (tmp_path / ".lock-train").exists()
+
+
+@pytest.mark.parametrize("content", ["", "garbage", "12 host", "\x00\xff\x00"])
+def test_an_empty_or_garbage_lock_is_waited_for_briefly_then_taken_over(tmp_path, capsys, monkeypatch, content):
+    """What a kill between creating and writing a lock leaves (or anything not ours): never a hang."""
+    import grok_lib.files as files
+
+    lock = tmp_path / ".lock-train"
+    lock.write_text(content)
+    with pytest.raises(GrokError, match="being written"):  # young: a writer may be about to fill it
+        with run_lock(tmp_path, "train", wait=0.2):
+            pass
+    monkeypatch.setattr(files, "LOCK_GRACE_S", 0.0)
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    with run_lock(tmp_path, "train", wait=0.2):
+        assert lock.read_text().split()[0] == str(os.getpid())
+    assert "stale lock (empty or unreadable" in capsys.readouterr().err
+
+
+def test_a_lock_whose_process_number_was_reused_is_taken_over(tmp_path, capsys):
+    """A live process that started after the lock was taken is not its holder (the number was reused)."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock-train").write_text(f"{sleeper.pid} {os.uname().nodename} 2026-12-01T00:00:00\n")
+        with run_lock(tmp_path, "train", wait=0.2):
+            pass
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert "another program got its number" in capsys.readouterr().err
 
 
 # 2. resume state missing while metrics.csv exists ------------------------------------------------------

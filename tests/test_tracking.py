@@ -11,7 +11,7 @@ from grok_lib.errors import GrokError
 from grok_lib.complexity.search import BayesConfig
 from grok_lib.complexity.coders import CODERS
 from grok_lib.complexity.tracking import (COMPLEXITY_FILE, LEGACY_COLUMNS, SETTINGS_FILE, TrackingSettings,
-                                          load_complexity, read_table, track_complexity)
+                                          load_complexity, read_complexity, read_table, track_complexity)
 from grok_lib.store import Run, RunStore
 from grok_lib.training.train import train
 
@@ -199,3 +199,27 @@ def test_the_complexity_command_measures_a_run_and_rejects_bad_input_in_one_line
     assert all(" ".join(coder.description.split()) in out for coder in CODERS.values())
     assert main([*store, "complexity", "--op", "add", "--p", "7"]) == 2
     assert capsys.readouterr().err.startswith("error: run:")
+
+
+def test_a_table_without_its_settings_file_is_refused_and_keeps_every_row(run, capsys):
+    """Rows whose settings are unknown are never rewritten under other settings (nor dropped)."""
+    track_complexity(run, FAST, progress=False, epochs=[2])
+    before = (run.path / COMPLEXITY_FILE).read_text()
+    (run.path / SETTINGS_FILE).unlink()
+    other = ["--store", str(run.path.parent), "complexity", str(run.path), "--eps", "2", "--checkpoint", "2",
+             "--search-seed", "5", "--n-random", "2", "--n-guided", "1", "--estimator", "ET", "--quiet"]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: settings:") and "move complexity.csv aside" in err
+    assert (run.path / COMPLEXITY_FILE).read_text() == before and not (run.path / SETTINGS_FILE).exists()
+
+
+def test_storing_rows_never_lowers_the_row_count(run):
+    """A writer replaces rows of the same (epoch, eps) only: rows of the same epoch at other eps stay."""
+    table = track_complexity(run, FAST, progress=False, epochs=[1, 2])
+    counts = [len(table)]
+    one = table[(table.epoch == 2) & (table.eps == 1.0)].to_dict("records")
+    for rows in (one, [dict(one[0], seconds=9.0)], table.to_dict("records")):
+        counts.append(len(tracking.store_rows(run, FAST, rows)))
+    assert counts == [4, 4, 4, 4]
+    assert read_complexity(run).query("epoch == 2 and eps == 0.25").shape[0] == 1

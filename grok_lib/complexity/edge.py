@@ -150,7 +150,8 @@ class EdgeSearch:
 
 def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
                     points_per_decade: int = EDGE_POINTS_PER_DECADE, refine: int = EDGE_REFINE,
-                    tau_refine: int = EDGE_TAU_REFINE, patience: int = EDGE_PATIENCE, zone_taus: int = EDGE_ZONE_TAUS, zone_width: float = EDGE_ZONE_WIDTH,
+                    tau_refine: int = EDGE_TAU_REFINE, patience: int = EDGE_PATIENCE,
+                    zone_taus: int = EDGE_ZONE_TAUS, zone_width: float = EDGE_ZONE_WIDTH,
                     zone_points: int = EDGE_ZONE_POINTS) -> ComplexityResult:
     """The edge search (module docstring): the smallest compressed point on the edge of the bound at eps.
 

@@ -184,6 +184,10 @@ def check_settings(run: Run, settings: TrackingSettings) -> bool:
     """Whether settings are already stored; refuses (before any write) a table made with other settings."""
     path = run.path / SETTINGS_FILE
     if not path.exists():
+        table = run.path / COMPLEXITY_FILE
+        require(not table.exists(), "settings", f"{table} has rows but no {SETTINGS_FILE}: the settings they "
+                f"were measured with are unknown, so nothing is added to it; move {table.name} aside (to keep it) "
+                "and measure again")
         return False
     wanted = json.loads(settings.to_json())
     stored = as_stored(path.read_text())
@@ -236,8 +240,9 @@ def _merge_rows(run: Run, settings: TrackingSettings, rows: list[dict]) -> pd.Da
     if not check_settings(run, settings):
         write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
     table = read_complexity(run)
-    epochs = {int(r["epoch"]) for r in rows}
-    frame = pd.concat([table[~table.epoch.isin(epochs)], pd.DataFrame(rows)], ignore_index=True)
+    new = pd.DataFrame(rows)
+    replaced = pd.MultiIndex.from_frame(table[["epoch", "eps"]]).isin(pd.MultiIndex.from_frame(new[["epoch", "eps"]]))
+    frame = pd.concat([table[~replaced], new], ignore_index=True)  # only rows of the same (epoch, eps) go
     frame = frame.sort_values(["epoch", "eps"], ignore_index=True)
     write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
     return frame
@@ -301,5 +306,6 @@ def _at(frame: pd.DataFrame, eps: float, column: str) -> float:
 def load_complexity(run: Run) -> pd.DataFrame:
     """complexity.csv joined with metrics.csv on epoch (train/test accuracy, L2 norm, effective rank...),
     plus the run's op, regime, seed and init, ready for plotting one row per (epoch, eps)."""
-    table = read_complexity(run).merge(run.metrics(), on="epoch", how="left").copy()  # one block: no fragmentation warning
+    # .copy(): one block of columns, so adding more raises no fragmentation warning in front of a reader
+    table = read_complexity(run).merge(run.metrics(), on="epoch", how="left").copy()
     return table.assign(op=run.config.op, regime=run.config.regime, seed=run.config.seed, init=run.config.init)
