@@ -115,8 +115,9 @@ class Run:
             complete = self.unit in frame and not (frame[self.unit].isna().any() or frame.iloc[:, -1].isna().any())
             problem = None if complete else "an incomplete row"
         if problem is not None:
-            raise CheckpointError("metrics", f"{self.metrics_path} is damaged ({problem}); "
-                                  f"delete it and {self.resume_path.name} to retrain the run")
+            raise CheckpointError("metrics", f"{self.metrics_path} is damaged ({problem}); repair it or restore "
+                                  "it from a copy (nothing else in the run needs to change; the checkpoints "
+                                  "and resume state are intact)")
         return frame
 
     def write_metrics(self, frame: pd.DataFrame) -> None:
