@@ -3,6 +3,7 @@ file renamed into place), safetensors tensors (never pickle), and the per-run wr
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -52,8 +53,28 @@ def copy_atomic(source: Path, path: Path) -> None:
     atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
+CHECKSUM = "sha256"  # the metadata key of a tensor file's checksum
+LEGACY_KEYS = {"epoch", "step"}  # the metadata of the files written before checksums: loaded unchecked
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """sha256 over the metadata (but the checksum) and every tensor's name, dtype, shape and bytes, in name
+    order: a flipped bit anywhere in what a load returns changes it."""
+    digest = hashlib.sha256()
+    for key in sorted(k for k in metadata if k != CHECKSUM):
+        digest.update(f"{key}={metadata[key]}\n".encode())
+    for name in sorted(tensors):
+        value = tensors[name].detach().cpu()
+        digest.update(f"{name} {value.dtype} {tuple(value.shape)}\n".encode())
+        digest.update(value.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file written atomically, its checksum (`tensors_digest`) in its metadata."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = dict(metadata or {})
+    metadata[CHECKSUM] = tensors_digest(tensors, metadata)
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
@@ -71,13 +92,21 @@ def retrain_advice(path: Path) -> str:
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file; a missing, truncated or corrupt file raises CheckpointError."""
+    """Load a safetensors file; a missing, truncated or corrupt file, or one whose checksum does not match
+    its contents, raises CheckpointError (files written before checksums were kept, whose metadata is only
+    an epoch or step, load unchecked)."""
     if not Path(path).is_file():
         raise CheckpointError("checkpoint", f"{path} does not exist")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError("checkpoint", f"{path} is truncated or corrupt ({err}); {retrain_advice(path)}") from None
+    metadata = load_metadata(path)
+    legacy = CHECKSUM not in metadata and set(metadata) <= LEGACY_KEYS  # written before checksums were kept
+    if not legacy and metadata.get(CHECKSUM) != tensors_digest(tensors, metadata):
+        raise CheckpointError("checkpoint", f"{path} does not match its checksum (a damaged file); "
+                              f"{retrain_advice(path)}")
+    return tensors
 
 
 def load_metadata(path: Path) -> dict[str, str]:

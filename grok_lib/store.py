@@ -139,7 +139,14 @@ class Run:
         save_tensors(self.checkpoint_path(at), weights, {self.unit: str(at)})
 
     def load_weights(self, at: int) -> dict[str, torch.Tensor]:
-        return load_tensors(self.checkpoint_path(at))
+        """The tensors of checkpoint `at`, checked: its checksum, and the epoch it says it holds."""
+        path = self.checkpoint_path(at)
+        tensors = load_tensors(path)
+        said = load_metadata(path).get(self.unit)
+        if said is not None and said != str(at):
+            raise CheckpointError(self.unit, f"{path} holds {self.unit} {said}, not {at} (a file renamed or "
+                                  f"copied over another); {retrain_advice(path)}")
+        return tensors
 
     def load_model(self, at: int | None = None, device="cpu"):
         """The run's module (config.build_model()) with the weights of checkpoint `at` (default: the last)."""

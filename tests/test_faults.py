@@ -418,3 +418,36 @@ def test_a_full_disk_loses_nothing_already_written(tmp_path, monkeypatch, refere
     assert not list(run.path.rglob("*.tmp")) and not (run.path / ".lock-train").exists()
     train(config, RunStore(tmp_path), progress=False)  # and resumes from it
     same_training(run, reference)
+
+
+def test_every_single_bit_flip_of_a_checkpoint_is_detected(tmp_path):
+    """Exhaustively, on a small file: a flip anywhere (header, metadata, checksum, data) fails the load with
+    one CheckpointError; nothing loads as other weights."""
+    from grok_lib.errors import CheckpointError
+    from grok_lib.files import load_tensors, save_tensors
+
+    path = tmp_path / "epoch_000007.safetensors"
+    tensors = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.tensor([0.5])}
+    save_tensors(path, tensors, {"epoch": "7"})
+    original = path.read_bytes()
+    assert load_tensors(path).keys() == tensors.keys()
+    undetected = []
+    for bit in range(8 * len(original)):
+        flipped = bytearray(original)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(flipped))
+        try:
+            loaded = load_tensors(path)
+        except CheckpointError:
+            continue
+        if loaded.keys() != tensors.keys() or any(not torch.equal(loaded[k], tensors[k]) for k in tensors):
+            undetected.append(bit)
+    assert undetected == [], f"{len(undetected)} of {8 * len(original)} flips loaded as other weights"
+
+
+def test_a_checkpoint_that_holds_another_epoch_is_refused(tmp_path, reference):
+    run = train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
+    first, last = run.checkpoints()[0], run.checkpoints()[-1]
+    run.checkpoint_path(last).write_bytes(run.checkpoint_path(first).read_bytes())
+    with pytest.raises(GrokError, match=f"holds epoch {first}, not {last}"):
+        run.load_model(last)
