@@ -451,3 +451,20 @@ def test_a_checkpoint_that_holds_another_epoch_is_refused(tmp_path, reference):
     run.checkpoint_path(last).write_bytes(run.checkpoint_path(first).read_bytes())
     with pytest.raises(GrokError, match=f"holds epoch {first}, not {last}"):
         run.load_model(last)
+
+
+def test_a_resume_state_without_its_optimizer_moments_is_refused(tmp_path):
+    """Adam restarting from zero would give other metrics than an uninterrupted run: refused, not resumed."""
+    from safetensors.torch import load_file
+
+    from grok_lib.files import save_tensors
+
+    config = RunConfig(**TINY)
+    run = train(config, RunStore(tmp_path), progress=False, stop_after=3)
+    tensors = load_file(str(run.resume_path))
+    epoch = run.resume_epoch()
+    save_tensors(run.resume_path, {k: v for k, v in tensors.items() if not k.startswith("optim/")}, {"epoch": str(epoch)})
+    before = run.metrics()
+    with pytest.raises(GrokError, match="lacks optim/"):
+        train(config, RunStore(tmp_path), progress=False)
+    pd.testing.assert_frame_equal(run.metrics(), before)  # nothing was trained on or rewritten

@@ -14,10 +14,10 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .data import make_split
-from ..errors import require
+from ..errors import CheckpointError, require
 from .model import Transformer
 from .regularizers import add_weight_noise, penalty, spectral_summary
-from ..files import copy_atomic
+from ..files import copy_atomic, retrain_advice
 from ..store import Run, RunStore, load_state_strict
 
 BETAS = (0.9, 0.98)
@@ -149,6 +149,15 @@ def restore_state(run: Run, model, optimizer, generators) -> None:
         entries = {k.split("/")[-1]: v for k, v in tensors.items() if k.startswith(f"optim/{name}/")}
         if entries:
             state[index] = entries
+    # a resume state is written after an epoch of AdamW steps: every parameter has its moments, every RNG
+    # its state; without them training would go on from other numbers than an uninterrupted run's
+    moments = {"exp_avg", "exp_avg_sq", "step"}
+    missing = [f"optim/{n}" for i, n in enumerate(names) if not moments <= set(state.get(i, {}))]
+    missing += [f"rng/{n}" for n in generators if f"rng/{n}" not in tensors]
+    if missing:
+        raise CheckpointError("resume", f"{run.resume_path} lacks {', '.join(missing[:3])}"
+                              f"{' ...' if len(missing) > 3 else ''}, so training cannot continue exactly from it; "
+                              f"{retrain_advice(run.resume_path)}")
     saved = optimizer.state_dict()
     saved["state"] = state
     optimizer.load_state_dict(saved)
