@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 SMALL = ["--p", "11", "--epochs", "2", "--d-model", "16", "--n-heads", "2", "--d-mlp", "32", "--op", "add"]
+FAST = ["--n-random", "2", "--n-guided", "1", "--estimator", "ET", "--quiet"]  # a cheap Algorithm 1
 
 
 def train(*extra, small=True):
@@ -88,6 +89,12 @@ CASES = [
     ("config.json with a wrong type", ["complexity", "{wrong_type}"], "config.json"),
     ("config.json not UTF-8", ["complexity", "{not_utf8}"], "config.json"),
     ("checkpoint file garbled", ["complexity", "{garbled_checkpoint}"], "safetensors"),
+    ("checkpoint holding another epoch", ["complexity", "{wrong_epoch}", "--eps", "1", "--checkpoint", "2", *FAST],
+     "epoch_000002"),
+    ("checkpoint with one bit flipped", ["complexity", "{bit_flip}", "--eps", "1", "--checkpoint", "2", *FAST], "checksum"),
+    ("table without its complexity.json", ["complexity", "{no_settings}", "--eps", "2", "--checkpoint", "2",
+                                           "--search-seed", "5", *FAST], "settings"),
+    ("resume state without optimizer moments", ["--store", "{no_moments_store}", *train()], "resume"),
     ("reproduce: unknown profile", ["-m", "grok_lib.paper.reproduce", "--profile", "foo"], "profile"),
     ("reproduce: unknown notebook", ["-m", "grok_lib.paper.reproduce", "--profile", "ci", "--only", "x.ipynb"], "only"),
     ("reproduce: GROK_PROFILE unknown", ["-m", "grok_lib.paper.reproduce", "--profile", "auto"], "GROK_PROFILE",
@@ -117,6 +124,28 @@ def scratch_store(python: str, repo: Path, scratch: Path) -> dict[str, str]:
             for checkpoint in (copy / "checkpoints").iterdir():
                 checkpoint.write_bytes(b"\x00garbage" * 10)
         paths[name] = str(copy)
+    subprocess.run([python, "-m", "grok_lib", "--store", str(store), "complexity", str(run), "--eps", "1",
+                    "--checkpoint", "2", *FAST], cwd=repo, check=True, capture_output=True)
+    for name in ("wrong_epoch", "bit_flip", "no_settings", "no_moments"):
+        copy = scratch / "damaged" / name / run.name
+        shutil.copytree(run, copy)
+        paths[name], paths[f"{name}_store"] = str(copy), str(copy.parent)
+    damaged = {name: Path(paths[name]) for name in ("wrong_epoch", "bit_flip", "no_settings", "no_moments")}
+    for name in ("wrong_epoch", "bit_flip"):  # not yet measured: the damaged checkpoint is read
+        for table in ("complexity.csv", "complexity.json"):
+            (damaged[name] / table).unlink()
+    last = damaged["wrong_epoch"] / "checkpoints" / "epoch_000002.safetensors"
+    last.write_bytes((damaged["wrong_epoch"] / "checkpoints" / "epoch_000001.safetensors").read_bytes())
+    flipped = bytearray((damaged["bit_flip"] / "checkpoints" / "epoch_000002.safetensors").read_bytes())
+    flipped[-5] ^= 0x10  # a bit of the weights' last bytes
+    (damaged["bit_flip"] / "checkpoints" / "epoch_000002.safetensors").write_bytes(bytes(flipped))
+    (damaged["no_settings"] / "complexity.json").unlink()
+    # an interrupted run (resume state at epoch 1) whose resume state lost its optimizer tensors
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(damaged["no_moments"] / "resume.safetensors"))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("optim/")},
+              str(damaged["no_moments"] / "resume.safetensors"), metadata={"epoch": "1"})
     return paths
 
 
