@@ -173,10 +173,20 @@ class Run:
         if not self.resume_path.exists():
             return 0
         epoch = load_metadata(self.resume_path).get("epoch", "")
-        if not epoch.isdigit():
+        if not (epoch.isascii() and epoch.isdigit()):
             raise CheckpointError("resume", f"{self.resume_path} has no readable epoch in its metadata "
-                                  f"({epoch!r}); {retrain_advice(self.resume_path)}")
-        return int(epoch)
+                                  f"({epoch[:20]!r}); {retrain_advice(self.resume_path)}")
+        epoch = int(epoch)
+        # the resume state is written last, after the checkpoint and the metrics row of its epoch: a store
+        # without them was damaged, and is not believed
+        logged = self.metrics()[self.unit]
+        missing = [what for what, there in (("checkpoint", epoch in self.checkpoints()),
+                                            ("metrics row", bool((logged == epoch).any()))) if not there]
+        if missing:
+            raise CheckpointError("resume", f"{self.resume_path} says {self.unit} {epoch}, but the run has no "
+                                  f"{' and no '.join(missing)} for it (a damaged store); restore the missing "
+                                  f"file from a copy, or {retrain_advice(self.resume_path)}")
+        return epoch
 
     def load_resume(self) -> dict[str, torch.Tensor]:
         return load_tensors(self.resume_path)
@@ -254,12 +264,22 @@ class RunStore:
         return found
 
 
+MAX_CONFIG_BYTES = 1 << 16  # a config.json is a few hundred bytes; anything far larger is not one
+
+
 def read_config(path: Path) -> StoredConfig:
     """The config in a config.json, of whichever registered kind (StoredConfig.KINDS) its fields match."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError("config", f"{path} is unreadable ({err})") from None
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError("config", f"{path} is unreadable ({str(err)[:120]})") from None
+    require(len(text) <= MAX_CONFIG_BYTES, "config", f"{path} is {len(text)} characters long; a config is a "
+            f"few hundred (at most {MAX_CONFIG_BYTES})")
+    try:
+        data = json.loads(text)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as err:
+        # RecursionError: nesting too deep to parse; ValueError: e.g. an integer of thousands of digits
+        raise CheckpointError("config", f"{path} is unreadable ({str(err)[:120]})") from None
     if not isinstance(data, dict) or not StoredConfig.KINDS:
         raise CheckpointError("config", f"{path} holds no known config")
     # the kind sharing the most fields; its from_dict names any field that does not belong

@@ -468,3 +468,40 @@ def test_a_resume_state_without_its_optimizer_moments_is_refused(tmp_path):
     with pytest.raises(GrokError, match="lacks optim/"):
         train(config, RunStore(tmp_path), progress=False)
     pd.testing.assert_frame_equal(run.metrics(), before)  # nothing was trained on or rewritten
+
+
+@pytest.mark.parametrize("damage", ["last checkpoint", "metrics rows after epoch 3", "resume epoch 90"])
+def test_a_finished_run_is_finished_only_if_its_files_say_so(tmp_path, damage):
+    """A damaged store is refused, never believed: no training called finished, no checkpoint taken as final."""
+    from safetensors.torch import load_file, save_file
+
+    config = RunConfig(**TINY)
+    store = RunStore(tmp_path)
+    run = train(config, store, progress=False, stop_after=None if damage != "resume epoch 90" else 3)
+    if damage == "last checkpoint":
+        run.checkpoint_path(run.checkpoints()[-1]).unlink()
+    elif damage == "metrics rows after epoch 3":
+        metrics = run.metrics()
+        run.write_metrics(metrics[metrics.epoch <= 3])
+    else:
+        save_file(load_file(str(run.resume_path)), str(run.resume_path), metadata={"epoch": "90"})
+    with pytest.raises(GrokError, match="resume: .* says epoch .* but the run has no"):
+        store.run(config).is_complete
+    with pytest.raises(GrokError, match="damaged store"):
+        train(config, store, progress=False)
+
+
+def test_hostile_config_files_are_listed_as_unreadable_and_hide_no_other_run(tmp_path, reference, capsys):
+    """Deep nesting, a huge file, an integer of thousands of digits: each its own line in `runs`."""
+    from grok_lib.cli import main
+
+    train(RunConfig(**TINY), RunStore(tmp_path), progress=False)
+    for name, text in (("deep", "[" * 30000 + "]" * 30000), ("huge", " " * 100_000 + "{}"),
+                       ("digits", '{"p": ' + "9" * 5000 + "}")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(text)
+    capsys.readouterr()
+    assert main(["--store", str(tmp_path), "runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum("unreadable: config:" in line for line in lines) == 3
+    assert any(line.startswith("add-ours") and "epoch" in line for line in lines)  # the good run still listed
