@@ -137,3 +137,10 @@ def test_the_complexity_command_takes_search_edge(tiny_run, capsys):
     with pytest.raises(SystemExit):
         main([*store, "complexity", str(tiny_run.path), "--search", "golden"])
     assert "invalid choice: 'golden'" in capsys.readouterr().err
+
+
+def test_a_loss_that_goes_negative_is_named_not_trusted(rank_one):
+    """The early exit is valid only for a loss >= 0 per example: a negative loss is refused, naming loss_fn."""
+    model, data = rank_one
+    with pytest.raises(GrokError, match="^loss_fn: returned a negative mean loss"):
+        measure_complexity(model, lambda out, t: mse(out, t) - 1.0, data, EPS, search="edge")

@@ -72,6 +72,13 @@ class LossMeter:
         bounds = [0] + list(range(first, n, self.chunk_size)) + [n]
         return list(zip(bounds[:-1], bounds[1:]))
 
+    def _checked(self, loss: float) -> float:
+        """A chunk's mean loss; a negative one is refused when the early exit relies on losses >= 0."""
+        if loss < 0 and self.early_exit:
+            raise GrokError("loss_fn", f"returned a negative mean loss ({loss:.3g}); the early exit assumes a "
+                            "loss >= 0 per example (like cross-entropy): give such a loss, or early_exit=False")
+        return loss
+
     @torch.no_grad()
     def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf,
                           on_continue=None) -> tuple[float, float, bool]:
@@ -91,7 +98,8 @@ class LossMeter:
                     on_continue()
                 xb, yb = x[start:stop], y[start:stop]
                 outputs = functional_call(self.module, weights, (xb,))
-                total += float(_scalar_loss(self.loss_fn(outputs, yb))) * len(yb)
+                chunk = self._checked(float(_scalar_loss(self.loss_fn(outputs, yb))))
+                total += chunk * len(yb)
                 hits = int((outputs.argmax(-1) == yb).sum()) if _is_classifier(outputs, yb) else None
                 correct = None if hits is None or correct is None else correct + hits
                 if not math.isfinite(total):
@@ -133,7 +141,7 @@ class LossMeter:
                                                       x[start:stop], y[start:stop])
                 classifier = bool(is_classifier.all())
                 for i, loss, hit in zip(active, losses.tolist(), hits.tolist()):
-                    totals[i] += loss * (stop - start)
+                    totals[i] += self._checked(loss) * (stop - start)
                     correct[i] += hit
                     if not math.isfinite(totals[i]):
                         out[i] = (math.inf, math.nan, True)
