@@ -1,8 +1,6 @@
 """The edge search (grok_lib.complexity.edge): deterministic, on the exact edge of the bound, in the API,
 the tables and the CLI."""
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -14,9 +12,6 @@ from grok_lib.complexity.quantization import quantization_complexity
 from grok_lib.complexity.search import BayesConfig, bayesian_complexity, measure_complexity
 from grok_lib.complexity.tracking import COMPLEXITY_FILE, TrackingSettings, track_complexity
 from grok_lib.errors import GrokError
-from grok_lib.store import Run, RunStore
-from grok_lib.training.config import RunConfig
-from grok_lib.training.train import train
 
 EPS = 0.05
 
@@ -101,24 +96,10 @@ def test_measure_complexity_takes_search_edge_and_refuses_what_does_not_fit(rank
             edge_complexity(problem_of(rank_one), EPS, **bad)
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    config = RunConfig(op="add", regime="ours", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=4)
-    return train(config, RunStore(tmp_path_factory.mktemp("runs")), progress=False)
-
-
-@pytest.fixture
-def tiny_run(trained_run, tmp_path):
-    """A fresh copy of a 4-epoch tiny run, trained once per module."""
-    path = tmp_path / "runs" / trained_run.path.name
-    shutil.copytree(trained_run.path, path)
-    return Run(path, trained_run.config)
-
-
-def test_tracking_with_edge_keeps_algorithm_1_and_adds_the_edge_columns(tiny_run):
+def test_tracking_with_edge_keeps_algorithm_1_and_adds_the_edge_columns(run):
     settings = TrackingSettings(eps=(1.0,), bayes=BayesConfig(n_random=2, n_guided=1, estimator="ET", n_trees=4),
                                 edge=True)
-    table = track_complexity(tiny_run, settings, progress=False, epochs=[4])
+    table = track_complexity(run, settings, progress=False, epochs=[4])
     assert {"alg1_paper_bytes", "pooled_paper_bytes", "alg2_paper_bytes", "edge_paper_bytes", "edge_tau",
             "edge_bound_paper"} <= set(table.columns)
     row = table.iloc[0]
@@ -128,14 +109,14 @@ def test_tracking_with_edge_keeps_algorithm_1_and_adds_the_edge_columns(tiny_run
         TrackingSettings(edge="yes")
 
 
-def test_the_complexity_command_takes_search_edge(tiny_run, capsys):
-    store = ["--store", str(tiny_run.path.parent)]
+def test_the_complexity_command_takes_search_edge(run, capsys):
+    store = ["--store", str(run.path.parent)]
     fast = ["--n-random", "2", "--n-guided", "1", "--estimator", "ET", "--checkpoint", "3", "--eps", "1"]
-    assert main([*store, "complexity", str(tiny_run.path), *fast, "--search", "edge", "--quiet"]) == 0
+    assert main([*store, "complexity", str(run.path), *fast, "--search", "edge", "--quiet"]) == 0
     assert "edge search" in capsys.readouterr().out
-    assert "edge_paper_bytes" in (tiny_run.path / COMPLEXITY_FILE).read_text().splitlines()[0]
+    assert "edge_paper_bytes" in (run.path / COMPLEXITY_FILE).read_text().splitlines()[0]
     with pytest.raises(SystemExit):
-        main([*store, "complexity", str(tiny_run.path), "--search", "golden"])
+        main([*store, "complexity", str(run.path), "--search", "golden"])
     assert "invalid choice: 'golden'" in capsys.readouterr().err
 
 

@@ -12,26 +12,9 @@ from grok_lib.complexity.search import BayesConfig
 from grok_lib.complexity.coders import CODERS
 from grok_lib.complexity.tracking import (COMPLEXITY_FILE, LEGACY_COLUMNS, SETTINGS_FILE, TrackingSettings,
                                           load_complexity, read_complexity, read_table, track_complexity)
-from grok_lib.store import Run, RunStore
-from grok_lib.training.train import train
+from grok_lib.store import Run
 
 FAST = TrackingSettings(eps=(1.0, 0.25), bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET", n_trees=4))
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from grok_lib.training.config import RunConfig
-
-    config = RunConfig(op="add", regime="ours", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=4)
-    return train(config, RunStore(tmp_path_factory.mktemp("runs")), progress=False)
-
-
-@pytest.fixture
-def run(trained_run, tmp_path):
-    """A fresh copy of a 4-epoch tiny run (checkpoints at epochs 1, 2, 3, 4), trained once per module."""
-    path = tmp_path / "runs" / trained_run.path.name
-    shutil.copytree(trained_run.path, path)
-    return Run(path, trained_run.config)
 
 
 def test_every_checkpoint_gets_one_row_per_eps_and_complexity_falls_as_eps_grows(run):
