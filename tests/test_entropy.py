@@ -59,3 +59,44 @@ def test_a_damaged_description_is_reported():
     for broken in (b"X" + data[1:], data[:-3], data[:1] + b"Q" + data[2:], data[:10]):
         with pytest.raises(GrokError, match="encoding"):
             decode_entropy(broken)
+
+
+def test_decompression_is_bounded_and_a_forged_size_is_refused_before_allocating(monkeypatch):
+    """A bz2 bomb stops at the limit; an encoding that declares more indices than any description here
+    holds is refused before the memory is taken; the symbols coder's payload is bounded the same way."""
+    import bz2
+
+    from grok_lib.complexity import entropy
+    from grok_lib.complexity.byteio import bz2_decompress
+    from grok_lib.complexity.coders import decode_symbols
+
+    bomb = bz2.compress(b"\0" * (8 << 20))  # 8 MiB of zeros in ~50 bytes
+    assert len(bomb) < 100
+    with pytest.raises(GrokError, match="decompresses to more than 1048576 bytes"):
+        bz2_decompress(bomb, "test payload", limit=1 << 20)
+    assert len(bz2_decompress(bomb, "test payload", limit=8 << 20)) == 8 << 20
+    with pytest.raises(GrokError, match="^encoding: truncated test payload"):
+        bz2_decompress(bomb[:-10], "test payload")
+    with pytest.raises(GrokError, match="^encoding: not a version"):  # decodes within bounds, then is not ours
+        decode_symbols(b"B" + bomb)
+    cg = coarse_grain(some_weights(), 0.9, 0.02)
+    data = encode_entropy(cg).data
+    monkeypatch.setattr(entropy, "MAX_DECODED_BYTES", 1000)
+    with pytest.raises(GrokError, match="declares .* indices"):
+        decode_entropy(data)
+
+
+def test_a_panic_of_the_coder_library_is_one_encoding_error():
+    """pyo3 turns a Rust panic into a BaseException, which `except Exception` would let through."""
+    from grok_lib.complexity.entropy import _guarded
+
+    class Panic(BaseException):
+        pass
+
+    def panics():
+        raise Panic("index out of bounds")
+
+    with pytest.raises(GrokError, match="^encoding: the ANS payload of w does not decode .Panic"):
+        _guarded(panics, "w")
+    with pytest.raises(KeyboardInterrupt):
+        _guarded(lambda: (_ for _ in ()).throw(KeyboardInterrupt()), "w")

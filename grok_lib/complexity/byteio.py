@@ -4,6 +4,8 @@ input, and a parameter's layout (name, shape, rank; the shapes of its stored arr
 
 from __future__ import annotations
 
+import bz2
+import lzma
 import math
 from dataclasses import dataclass
 
@@ -18,6 +20,33 @@ def varint(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+# No description made here decodes to more than this; a larger claim (a decompression bomb, a forged size)
+# is refused before the memory is taken
+MAX_DECODED_BYTES = 1 << 30
+
+
+def bounded_decompress(decompressor, data: bytes, what: str, limit: int = MAX_DECODED_BYTES) -> bytes:
+    """`decompressor` (a fresh bz2.BZ2Decompressor or lzma.LZMADecompressor) run over `data`, producing at
+    most `limit` bytes: more, or a stream that does not end, is GrokError("encoding", ...)."""
+    try:
+        out = decompressor.decompress(data, max_length=limit + 1)
+    except (OSError, EOFError, ValueError, lzma.LZMAError) as err:
+        raise GrokError("encoding", f"corrupt {what} ({err})") from None
+    if len(out) > limit:
+        raise GrokError("encoding", f"{what} decompresses to more than {limit} bytes")
+    if not decompressor.eof:
+        raise GrokError("encoding", f"truncated {what}")
+    return out
+
+
+def bz2_decompress(data: bytes, what: str, limit: int = MAX_DECODED_BYTES) -> bytes:
+    return bounded_decompress(bz2.BZ2Decompressor(), data, what, limit)
+
+
+def lzma_decompress(data: bytes, what: str, limit: int = MAX_DECODED_BYTES, **options) -> bytes:
+    return bounded_decompress(lzma.LZMADecompressor(**options), data, what, limit)
 
 
 class Reader:

@@ -42,7 +42,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .byteio import Encoded, Reader, factor_shapes, param_header, read_param_header, varint
+from .byteio import (Encoded, Reader, bz2_decompress, factor_shapes, lzma_decompress, param_header, read_param_header,
+                     varint)
 from .coarse import CoarseGrained, StoredParam, dequantize
 from .entropy import decode_entropy, encode_entropy, entropy_search_size
 from ..errors import GrokError
@@ -156,10 +157,11 @@ def decode_symbols(data: bytes) -> CoarseGrained:
     tag, body = data[:1], data[1:]
     if tag not in CODECS:
         raise GrokError("encoding", f"unknown codec tag {tag!r}; allowed: {sorted(CODECS)}")
-    try:
-        reader = Reader(CODECS[tag][2](body), "symbols encoding")
-    except (OSError, EOFError, lzma.LZMAError) as err:
-        raise GrokError("encoding", f"corrupt symbols encoding ({err})") from None
+    if tag == b"B":
+        reader = Reader(bz2_decompress(body, "symbols encoding"), "symbols encoding")
+    else:
+        reader = Reader(lzma_decompress(body, "symbols encoding", format=lzma.FORMAT_RAW, filters=LZMA_FILTERS),
+                        "symbols encoding")
     if reader.take(4) != MAGIC or (version := reader.take(1)[0]) not in (VERSION, VERSION_SPACINGS):
         raise GrokError("encoding", f"not a version {VERSION} or {VERSION_SPACINGS} symbols encoding")
     layout = reader.take(1)[0]

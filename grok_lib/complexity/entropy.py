@@ -35,13 +35,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .byteio import Encoded, Reader, factor_shapes, param_header, read_param_header, varint
+from .byteio import (MAX_DECODED_BYTES, Encoded, Reader, bz2_decompress, factor_shapes, lzma_decompress, param_header,
+                     read_param_header, varint)
 from .coarse import CoarseGrained, StoredParam
-from ..errors import GrokError
+from ..errors import GrokError, require
 
 MAGIC, VERSION, VERSION_SPACINGS = b"GKEN", 2, 3  # 3: every parameter's own grid spacing follows it
-HEADER_CODECS = {b"B": (lambda d: bz2.compress(d, 9), bz2.decompress),
-                 b"L": (lambda d: lzma.compress(d, lzma.FORMAT_XZ, preset=6), lzma.decompress),
+HEADER_CODECS = {b"B": (lambda d: bz2.compress(d, 9), lambda d: bz2_decompress(d, "entropy header")),
+                 b"L": (lambda d: lzma.compress(d, lzma.FORMAT_XZ, preset=6),
+                        lambda d: lzma_decompress(d, "entropy header")),
                  b"R": (lambda d: d, lambda d: d)}
 
 
@@ -212,10 +214,7 @@ def decode_entropy(data: bytes) -> CoarseGrained:
     if tag not in HEADER_CODECS:
         raise GrokError("encoding", f"unknown header codec {tag!r}; allowed: {sorted(HEADER_CODECS)}")
     packed = outer.take(outer.varint())
-    try:
-        reader = Reader(HEADER_CODECS[tag][1](packed), "entropy encoding")
-    except (OSError, EOFError, lzma.LZMAError) as err:
-        raise GrokError("encoding", f"corrupt entropy header ({err})") from None
+    reader = Reader(HEADER_CODECS[tag][1](packed), "entropy encoding")
     if reader.take(4) != MAGIC or (version := reader.take(1)[0]) not in (VERSION, VERSION_SPACINGS):
         raise GrokError("encoding", f"not a version {VERSION} or {VERSION_SPACINGS} entropy encoding")
     delta, tau = struct.unpack("<dd", reader.take(16))
@@ -228,6 +227,9 @@ def decode_entropy(data: bytes) -> CoarseGrained:
     for name, _, _, shapes, _ in layouts:
         for array_shape in shapes:
             models.append((name, array_shape, *_read_model(reader, array_shape)))
+    declared = sum(math.prod(shape) for _, shape, *_ in models)
+    require(declared * 8 <= MAX_DECODED_BYTES, "encoding", f"the entropy encoding declares {declared} indices "
+            f"({declared * 8} bytes as int64), over the {MAX_DECODED_BYTES} any description here decodes to")
     payload, params, index = outer.data[outer.pos:], [], 0
     position = 0
     for name, shape, rank, shapes, own in layouts:
@@ -264,15 +266,25 @@ def _read_model(reader: Reader, shape: tuple[int, ...]) -> tuple[tuple, int]:
     return model, reader.varint()
 
 
+def _guarded(decode, name: str):
+    """decode(), with whatever the coder library raises on damaged data -- a Rust panic is a BaseException,
+    not an Exception -- turned into one GrokError (an interrupt still interrupts)."""
+    try:
+        return decode()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # noqa: B036 -- pyo3's PanicException derives from BaseException
+        raise GrokError("encoding", f"the ANS payload of {name} does not decode ({type(err).__name__}: "
+                        f"{str(err)[:80]})") from None
+
+
 def _decode_array(model: tuple, shape: tuple[int, ...], data: bytes, name: str) -> np.ndarray:
     import constriction
 
     n = math.prod(shape)
     if model[0] in (BZIP2, LZMA):
-        try:
-            raw = (bz2.decompress if model[0] == BZIP2 else lzma.decompress)(data)
-        except (OSError, EOFError, lzma.LZMAError) as err:
-            raise GrokError("encoding", f"corrupt payload of {name} ({err})") from None
+        expected = n * INT_DTYPES[model[1]].itemsize  # exactly this many bytes, never more
+        raw = (bz2_decompress if model[0] == BZIP2 else lzma_decompress)(data, f"payload of {name}", expected)
         values = np.frombuffer(raw, dtype=INT_DTYPES[model[1]])
         if values.size != n:
             raise GrokError("encoding", f"{name} holds {values.size} indices, not {n}")
@@ -286,14 +298,15 @@ def _decode_array(model: tuple, shape: tuple[int, ...], data: bytes, name: str) 
             raise GrokError("encoding", f"the counts of {name} add up to {counts.sum()}, not {n}")
         if len(counts) == 1:
             return np.full(shape, low, dtype=np.int64)
-        return (decoder.decode(_categorical(counts), n).astype(np.int64) + low).reshape(shape)
+        values = _guarded(lambda: decoder.decode(_categorical(counts), n), name)
+        return (values.astype(np.int64) + low).reshape(shape)
     code, low, high, scales = model
     rows, width = (shape[0], shape[1]) if code == ROWS else (shape[1], shape[0])
     kept = scales != ZERO_ROW
     lines = np.zeros((rows, width), dtype=np.int64)
     count = int(kept.sum()) * width
     if count:
-        values = decoder.decode(constriction.stream.model.QuantizedLaplace(low, high), np.zeros(count),
-                                np.repeat(_scales(scales[kept]), width))
+        values = _guarded(lambda: decoder.decode(constriction.stream.model.QuantizedLaplace(low, high),
+                                                 np.zeros(count), np.repeat(_scales(scales[kept]), width)), name)
         lines[kept] = values.astype(np.int64).reshape(-1, width)
     return lines if code == ROWS else lines.T.copy()
