@@ -95,6 +95,8 @@ CASES = [
     ("table without its complexity.json", ["complexity", "{no_settings}", "--eps", "2", "--checkpoint", "2",
                                            "--search-seed", "5", *FAST], "settings"),
     ("resume state without optimizer moments", ["--store", "{no_moments_store}", *train()], "resume"),
+    ("compute: scheduler file not one", ["compute", "--profile", "ci", "--scheduler", "{scratch}/a_file"], "scheduler"),
+    ("compute: export into a file", ["compute", "--profile", "ci", "--export", "{scratch}/a_file/p"], "export"),
     ("reproduce: unknown profile", ["-m", "grok_lib.paper.reproduce", "--profile", "foo"], "profile"),
     ("reproduce: unknown notebook", ["-m", "grok_lib.paper.reproduce", "--profile", "ci", "--only", "x.ipynb"], "only"),
     ("reproduce: GROK_PROFILE unknown", ["-m", "grok_lib.paper.reproduce", "--profile", "auto"], "GROK_PROFILE",

@@ -9,7 +9,7 @@ from .training.config import DEMO, REGIMES, RunConfig
 from .training.ops import OPS
 from .training.regularizers import PENALTIES
 from .cli_complexity import add_complexity_parser, measure_run
-from .errors import GrokError, run_command
+from .errors import GrokError, require, run_command
 from .store import RunStore, default_root
 
 
@@ -157,6 +157,9 @@ def _compute(args, store: RunStore) -> None:
 
     profile = get_profile(args.profile)
     cluster = cluster_from(args, profile.workers)
+    if args.export is not None:  # refused before hours of computing, not after
+        existing = next(p for p in [args.export, *args.export.parents] if p.exists())
+        require(existing.is_dir(), "export", f"{existing} is a file; --export needs a folder (e.g. results/p113)")
     start = time.perf_counter()
     compute(profile, store, extra=lmn_jobs(notebook_out_dir(profile.name), profile.name) if args.lmn else [],
             cluster=cluster)
@@ -164,8 +167,11 @@ def _compute(args, store: RunStore) -> None:
     print(f"profile {profile.name}: {len(profile.configs())} runs trained and measured in {store.root} ({wall:.0f} s)")
     if args.export is not None:
         local = args.scheduler is None and args.slurm_queue is None and cluster.workers == 1
-        out = export_tables(profile, store, args.export, wall_s=wall,
-                            threads=torch.get_num_threads() if local else 1)  # Dask workers: one thread
+        try:
+            out = export_tables(profile, store, args.export, wall_s=wall,
+                                threads=torch.get_num_threads() if local else 1)  # Dask workers: one thread
+        except OSError as err:
+            raise GrokError("export", f"cannot write {args.export} ({err.strerror or err})") from None
         print(f"tables and provenance written to {out}")
 
 

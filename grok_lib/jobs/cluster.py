@@ -98,7 +98,7 @@ class Cluster:
                 client = Client(self.scheduler)
             else:
                 require(Path(self.scheduler).is_file(), "scheduler", f"no scheduler file at {self.scheduler}")
-                client = Client(scheduler_file=self.scheduler)
+                client = Client(scheduler_file=_scheduler_file(self.scheduler))
         else:
             if self.slurm is not None:
                 cluster = self.slurm.cluster()
@@ -129,3 +129,18 @@ def has_dashboard() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _scheduler_file(path: str) -> str:
+    """`path` if it is a Dask scheduler file (JSON naming the scheduler's address), else GrokError naming
+    --scheduler: Dask itself fails on anything else with a bare AssertionError."""
+    import json
+
+    try:
+        address = json.loads(Path(path).read_text(encoding="utf-8")).get("address")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        address = None
+    require(isinstance(address, str) and "://" in address, "scheduler",
+            f"{path} is not a Dask scheduler file (JSON with the scheduler's \"address\", as `dask scheduler "
+            "--scheduler-file` writes it)")
+    return path
