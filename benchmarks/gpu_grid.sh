@@ -5,7 +5,8 @@
 #     echo /.whl/ >> .git/info/exclude
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-#         dask distributed partd locket tblib zict tornado scikit-optimize pyaml
+#         dask==2026.11.0 distributed==2026.11.0 partd locket tblib zict tornado scikit-optimize==0.10.2 pyaml \
+#         constriction==0.5.0
 # Then the device tool's run, with carry [".whl"] and timeout_s 560:
 #     bash benchmarks/gpu_grid.sh
 # $OUT receives slice.json (epochs chosen, seconds per epoch of each op's ensemble, wall time),
