@@ -90,7 +90,8 @@ def measure_run(args, store: RunStore, config_from) -> None:
     last = table[table.epoch == table.epoch.max()]
     print(f"{run.path / 'complexity.csv'}: {table.epoch.nunique()} checkpoints; at epoch {int(last.epoch.iloc[0])}:")
     for row in last.to_dict("records"):
-        kb = {prefix: ", ".join(f"{coder} {row.get(size_column(prefix, coder), math.nan) / 1e3:.1f}" for coder in CODERS)
+        kb = {prefix: ", ".join(f"{coder} {row.get(size_column(prefix, coder), math.nan) / 1e3:.1f}"
+                                for coder in CODERS)
               for prefix in (ALGORITHM_1, POOLED, ALGORITHM_2, EDGE)}
         edge = f"  edge search {kb[EDGE]} kB" if settings.edge else ""
         print(f"  eps {row['eps']:<7g} Algorithm 1 {kb[ALGORITHM_1]} kB (pooled {kb[POOLED]} kB)  "

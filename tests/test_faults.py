@@ -463,7 +463,8 @@ def test_a_resume_state_without_its_optimizer_moments_is_refused(tmp_path):
     run = train(config, RunStore(tmp_path), progress=False, stop_after=3)
     tensors = load_file(str(run.resume_path))
     epoch = run.resume_epoch()
-    save_tensors(run.resume_path, {k: v for k, v in tensors.items() if not k.startswith("optim/")}, {"epoch": str(epoch)})
+    kept = {k: v for k, v in tensors.items() if not k.startswith("optim/")}
+    save_tensors(run.resume_path, kept, {"epoch": str(epoch)})
     before = run.metrics()
     with pytest.raises(GrokError, match="lacks optim/"):
         train(config, RunStore(tmp_path), progress=False)

@@ -130,7 +130,8 @@ def verify(folder: Path, runs: int = 1, epochs: int | None = None, names=(), com
     """The checks of a committed results folder (module docstring); `names` picks runs by name, else the
     first `runs` in name order; `epochs` trains a prefix (default: each run's full length)."""
     folder = Path(folder)
-    require((folder / PROVENANCE).is_file(), "folder", f"{folder} holds no {PROVENANCE}: not a committed results folder")
+    require((folder / PROVENANCE).is_file(), "folder",
+            f"{folder} holds no {PROVENANCE}: not a committed results folder")
     require(isinstance(runs, int) and runs >= 1, "runs", f"must be a positive integer, got {runs!r}")
     require(epochs is None or (isinstance(epochs, int) and epochs >= 1), "epochs",
             f"must be a positive integer, got {epochs!r}")
