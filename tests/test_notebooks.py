@@ -53,6 +53,15 @@ def test_cpu_profile_trains_the_two_layer_ops_for_fewer_epochs(monkeypatch):
     assert cpu.epochs == 1200 and cpu.fields_for("sub")["p"] == cpu.fields_for("add")["p"] == 59
 
 
+def test_p113_profile_trains_fig1_runs_to_the_papers_length_and_the_rest_to_1550():
+    p113 = get_profile("p113")
+    runs = {(c.op, c.regime, c.seed): c.epochs for c in p113.configs()}
+    long = {(op, regime, seed) for op, regime in (("mul", "none"), ("mul", "ours")) for seed in (0, 1, 2)}
+    assert {k for k, e in runs.items() if e == 10_000} == long
+    assert {e for k, e in runs.items() if k not in long} == {1550} and len(runs) == 16
+    assert (p113.epochs, p113.grid_epochs) == (10_000, 1550)
+
+
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)
 def test_committed_notebook_has_no_outputs(path):
     for cell in code_cells(path):

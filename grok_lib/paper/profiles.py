@@ -50,6 +50,10 @@ CPU_TWO_LAYER_EPOCHS = 705
 # The p113 profile: the paper's modulus, fractions and layers on a CPU, trained to a logged epoch (1.3^28),
 # so a longer run can continue from it exactly (grok_lib.training.train: extending a stored run).
 P113_EPOCHS = 1550
+# Fig. 1 at the paper's length: x none and x ours (seeds 0-2) continue from their 1,550 epochs to the paper's
+# 10^4 (a longer run continues from its stored shorter twin, grok_lib.training.train.shorter_twin)
+FIG1_CELLS = (("mul", "none"), ("mul", "ours"))
+P113_FIG1_EPOCHS = 10_000
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Profile:
     run_fields: dict = field(default_factory=dict)  # RunConfig fields shared by every run of the grid
     op_fields: dict = field(default_factory=dict)  # op -> RunConfig fields that override run_fields for that op
     seeds_for: dict = field(default_factory=dict)  # (op, regime) -> seeds that replace `seeds` for that cell
+    cell_fields: dict = field(default_factory=dict)  # (op, regime) -> RunConfig fields over fields_for(op)
     bayes: BayesConfig = BayesConfig()  # Algorithm 1's budget at every tracked checkpoint
     track_eps: tuple[float, ...] = (1.0,)  # eps measured along training (Figs 1-3, 5-7, 11 use eps = 1)
     final_eps: tuple[float, ...] = PAPER_EPS  # eps measured on the final checkpoint (Fig 4)
@@ -113,14 +118,23 @@ class Profile:
     def configs(self, ops=None, regimes=None, seeds=None) -> list[RunConfig]:
         return profile_configs(self, ops, regimes, seeds)
 
-    def fields_for(self, op: str) -> dict:
-        """The RunConfig fields of this profile's runs of `op`: run_fields, then op_fields[op] over them."""
-        return {**self.run_fields, **self.op_fields.get(op, {})}
+    def fields_for(self, op: str, regime: str | None = None) -> dict:
+        """The RunConfig fields of this profile's runs of `op` (in `regime`): run_fields, then op_fields[op],
+        then cell_fields[(op, regime)] over them."""
+        return {**self.run_fields, **self.op_fields.get(op, {}), **self.cell_fields.get((op, regime), {})}
 
     @property
     def epochs(self) -> int:
         """The longest run's epochs."""
-        return max(self.fields_for(op).get("epochs", RunConfig().epochs) for op in self.ops)
+        return max(self.fields_for(op, regime).get("epochs", RunConfig().epochs)
+                   for op in self.ops for regime in self.regimes)
+
+    @property
+    def grid_epochs(self) -> int:
+        """The epochs every cell of the grid reaches (the x-range of figures that compare cells); cells
+        trained longer (cell_fields: p113's Fig. 1 runs) are shown to it there and in full in Fig. 1."""
+        return min(self.fields_for(op, regime).get("epochs", RunConfig().epochs)
+                   for op in self.ops for regime in self.regimes)
 
 
 def _cpu_fields() -> dict:
@@ -154,7 +168,8 @@ def get_profile(name: str) -> Profile:
     if name == "p113":
         return Profile(
             name="p113", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,),
-            seeds_for={("mul", "none"): (0, 1, 2), ("mul", "ours"): (0, 1, 2)},  # Fig. 1's error bands
+            seeds_for={cell: (0, 1, 2) for cell in FIG1_CELLS},  # Fig. 1's error bands
+            cell_fields={cell: {"epochs": P113_FIG1_EPOCHS} for cell in FIG1_CELLS},  # and its length
             run_fields=dict(p=113, epochs=P113_EPOCHS),  # the paper's fractions and layers (the op's defaults)
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
@@ -172,7 +187,7 @@ def profile_configs(profile: Profile | str, ops=None, regimes=None, seeds=None) 
         profile = get_profile(profile)
     chosen = tuple(seeds) if seeds else None
     ops, regimes = (tuple(a) if a else d for a, d in ((ops, profile.ops), (regimes, profile.regimes)))
-    return [RunConfig(op=op, regime=regime, seed=int(seed), **profile.fields_for(op))
+    return [RunConfig(op=op, regime=regime, seed=int(seed), **profile.fields_for(op, regime))
             for op in ops for regime in regimes
             for seed in (chosen or profile.seeds_for.get((op, regime), profile.seeds))]
 

@@ -75,7 +75,8 @@ def run_slice(profile_name: str, budget_s: float, out: Path, store: RunStore, tr
     speed = probe_seconds_per_epoch(profile, RunStore(store.root / "probe"), device)
     epochs = largest_epochs(speed, train_share * budget_s - (time.perf_counter() - start), profile.epochs)
     chosen = replace(profile, run_fields={**profile.run_fields, "epochs": epochs},
-                     op_fields={op: {k: v for k, v in f.items() if k != "epochs"} for op, f in profile.op_fields.items()})
+                     op_fields={op: {k: v for k, v in f.items() if k != "epochs"} for op, f in profile.op_fields.items()},
+                     cell_fields={c: {k: v for k, v in f.items() if k != "epochs"} for c, f in profile.cell_fields.items()})
     compute(chosen, store, cluster=Cluster(workers=workers or os.cpu_count() or 1), ensemble=True)
     wall = time.perf_counter() - start
     export_tables(chosen, store, out / "tables", command=" ".join(sys.argv), wall_s=wall)
