@@ -59,7 +59,11 @@ def test_p113_profile_trains_fig1_runs_to_the_papers_length_and_the_rest_to_1550
     long = {(op, regime, seed) for op, regime in (("mul", "none"), ("mul", "ours")) for seed in (0, 1, 2)}
     assert {k for k, e in runs.items() if e == 10_000} == long
     assert {e for k, e in runs.items() if k not in long} == {1550} and len(runs) == 16
-    assert (p113.epochs, p113.grid_epochs) == (10_000, 1550)
+    assert p113.epochs == 10_000 and {p113.op_epochs(op) for op in p113.ops} == {1550}
+    frame = pd.DataFrame(dict(op=["mul", "mul", "add"], epoch=[1550, 1700, 1550]))
+    assert p113.common_epochs(frame).index.tolist() == [0, 2]
+    cpu = get_profile("cpu")
+    assert cpu.op_epochs("add") == 1200 and cpu.op_epochs("sub") == 705
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOKS)

@@ -97,10 +97,21 @@ def _ops(frame: pd.DataFrame) -> list[str]:
     return ordered(frame.op)  # an op missing from grok_lib.training.ops is an error, not dropped
 
 
-def _title(fig, what: str, frame: pd.DataFrame, profile: str):
+def _seeds_note(frame: pd.DataFrame) -> str:
+    """"seed 0" for one seed; "seeds 0-2: mean ± standard error" (per cell) where a cell has several."""
     seeds = sorted(int(s) for s in frame["seed"].unique())
+    cells = [c for c in ("op", "regime") if c in frame]
+    per_cell = frame.groupby(cells)["seed"].nunique() if cells else pd.Series([len(seeds)])
+    listed = ", ".join(map(str, seeds)) if len(seeds) < 3 or seeds != list(range(seeds[0], seeds[-1] + 1)) \
+        else f"{seeds[0]}–{seeds[-1]}"
+    if per_cell.max() == 1:
+        return f"seed{'s' if len(seeds) > 1 else ''} {listed}"
+    return f"seeds {listed}: mean ± standard error{'' if per_cell.min() > 1 else ' where a cell has several'}"
+
+
+def _title(fig, what: str, frame: pd.DataFrame, profile: str):
     inits = "/".join(sorted(frame["init"].unique())) if "init" in frame else "?"
-    fig.suptitle(f"{what}\nprofile {profile}; {inits} init; seeds {seeds}: mean ± standard error", fontsize=9)
+    fig.suptitle(f"{what}\nprofile {profile}; {inits} init; {_seeds_note(frame)}", fontsize=9)
     fig.tight_layout()
 
 
@@ -144,6 +155,10 @@ def _regime_panels(frame: pd.DataFrame, value: str, ylabel: str, title: str, pro
     return _per_op_and_regime(frame, title, profile, draw, ylabel)
 
 
+# The paper's regularized curves read off its plots (PROTOCOL.md): op -> (peak kB, end kB) at p = 113, 10^4 epochs
+PAPER_FIG1 = {"add": (98, 24), "mul": (94, 23), "sub": (211, 110), "div": (211, 95)}
+
+
 # --- the figures ----------------------------------------------------------------------------------------
 def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str = "mul", eps: float = 1.0,
                                variant: str = "paper"):
@@ -164,6 +179,11 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
                 ax.plot(marks[key], np.interp(marks[key], stats.epoch, stats["mean"]), marker, color=color,
                         mfc="white", mew=2, ms=9, label=f"{key} at epoch {marks[key]}")
     _epoch_axis(ax, op)
+    reading = PAPER_FIG1.get(op) if profile in ("p113", "paper") and "ours" in set(rows.regime) else None
+    if reading is not None:  # the paper's own plot, read by eye (PROTOCOL.md), at the same p = 113
+        for value, what, style in ((reading[0], "peak", "--"), (reading[1], "end", ":")):
+            ax.axhline(value, color=REGIME_COLORS["ours"], ls=style, lw=1,
+                       label=f"paper's Fig. 1, {REGIME_LABELS['ours']}: {what} ≈ {value:g} kB")
     ax.set_ylabel(f"complexity (kB, {VARIANT_LABELS[variant]}, ε = {eps:g})", fontsize=8)
     ax.legend(fontsize=7)
     _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing", rows, profile)

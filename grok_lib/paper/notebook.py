@@ -22,6 +22,7 @@ import pandas as pd
 from ..errors import require
 from ..store import Run, RunStore
 from ..training.config import RunConfig
+from .figures import runs_metrics
 from .pipeline import final_rate_distortion, track_missing, train_missing
 from .profiles import Profile, figures_dir, get_profile, run_store
 from .tables import committed_store, has_tables, specimen
@@ -46,11 +47,19 @@ class NotebookSetup:
         return (f"profile {self.profile.name}: {len(self.runs)} runs from {where}{self.store.root}; "
                 f"figures go to {self.figures}")
 
-    def complexity(self) -> pd.DataFrame:
+    def complexity(self, full: bool = False) -> pd.DataFrame:
         """Algorithm 1 and 2 along training at the profile's tracked eps, one row per (run, checkpoint, eps),
         joined with the training metrics (grok_lib.paper.pipeline.track_missing; notebook 3 measures, the
-        later notebooks find it cached in each run's complexity.csv)."""
-        return track_missing(list(self.runs), self.profile)
+        later notebooks find it cached in each run's complexity.csv). Rows at the epochs every cell of the
+        op reaches (Profile.common_epochs), unless `full`: all of them (Fig. 1 of p113 runs to 10^4 epochs)."""
+        frame = track_missing(list(self.runs), self.profile)
+        return frame if full else self.profile.common_epochs(frame)
+
+    def metrics(self, full: bool = False) -> pd.DataFrame:
+        """Every run's metrics.csv with its op, regime and seed (grok_lib.paper.figures.runs_metrics); clipped
+        as `complexity` is, unless `full`."""
+        frame = runs_metrics(list(self.runs))
+        return frame if full else self.profile.common_epochs(frame)
 
     def rate_distortion(self) -> pd.DataFrame:
         """Algorithm 1 and 2 on each run's final checkpoint at every eps of profile.final_eps, one row per

@@ -129,12 +129,14 @@ class Profile:
         return max(self.fields_for(op, regime).get("epochs", RunConfig().epochs)
                    for op in self.ops for regime in self.regimes)
 
-    @property
-    def grid_epochs(self) -> int:
-        """The epochs every cell of the grid reaches (the x-range of figures that compare cells); cells
-        trained longer (cell_fields: p113's Fig. 1 runs) are shown to it there and in full in Fig. 1."""
-        return min(self.fields_for(op, regime).get("epochs", RunConfig().epochs)
-                   for op in self.ops for regime in self.regimes)
+    def op_epochs(self, op: str) -> int:
+        """The epochs every cell of `op` reaches: the length the figures that compare cells show (cells trained
+        longer, cell_fields: p113's Fig. 1 runs, are shown in full in Fig. 1 only)."""
+        return self.fields_for(op).get("epochs", RunConfig().epochs)
+
+    def common_epochs(self, frame):
+        """The rows of `frame` (a table with op and epoch columns) at epochs every cell of their op reaches."""
+        return frame[frame.epoch <= frame.op.map(self.op_epochs)]
 
 
 def _cpu_fields() -> dict:
