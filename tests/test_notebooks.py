@@ -190,3 +190,24 @@ def test_no_cell_ends_in_a_bare_save_that_would_echo_its_path(path):
     for cell in code_cells(path):
         last = cell.source.rstrip().splitlines()[-1] if cell.source.strip() else ""
         assert not last.startswith(("save(", "save_figure(")), cell.source[:80]
+
+
+PROGRESS = re.compile(r"\d+%\||\d+/\d+ \[|it/s|s/it")  # a tqdm bar's text
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_executed_notebook_shows_a_reader_no_warning_and_no_error(name):
+    """The executed copies `make reproduce` commits (notebooks/executed/) print no warning, traceback or
+    stderr other than progress bars between the figures."""
+    path = NOTEBOOK_DIR / "executed" / name
+    if not path.exists():
+        pytest.skip(f"{path.name} has not been executed (make reproduce writes it)")
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", (cell.id, out.get("ename"))
+            text = out.get("text", "") if out.output_type == "stream" else ""
+            text += str(out.get("data", {}).get("text/plain", ""))
+            assert "Warning" not in text, (cell.id, text[:300])
+            if out.output_type == "stream" and out.name == "stderr":
+                lines = [ln for ln in re.split(r"[\r\n]", text) if ln.strip()]
+                assert all(PROGRESS.search(ln) for ln in lines), (cell.id, text[:300])

@@ -112,7 +112,32 @@ def _seeds_note(frame: pd.DataFrame) -> str:
 def _title(fig, what: str, frame: pd.DataFrame, profile: str):
     inits = "/".join(sorted(frame["init"].unique())) if "init" in frame else "?"
     fig.suptitle(f"{what}\nprofile {profile}; {inits} init; {_seeds_note(frame)}", fontsize=9)
-    fig.tight_layout()
+
+
+def _panels(n: int, width: float = 4.4, height: float = 3.3):
+    """A figure with one panel per op: a row for up to 3, a 2 x 2 grid for 4 (readable at print size), laid
+    out by matplotlib's constrained layout (room for the title and a legend below the panels)."""
+    ncols = n if n <= 3 else 2 if n == 4 else 3
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.9), squeeze=False,
+                             layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
+def _legend_below(fig, axes, fontsize: int = 7):
+    """One legend under the panels with every distinct label of `axes` (and their twins), off the curves."""
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if not label.startswith("_"):
+                seen.setdefault(label, handle)
+    if seen:  # as many columns as fit the figure's width (about 18 characters an inch at fontsize 7)
+        fits = int(fig.get_figwidth() * 18 * 7 / fontsize // (max(map(len, seen)) + 5))
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", fontsize=fontsize,
+                   ncol=max(1, min(len(seen), 4, fits)), frameon=False)
 
 
 def _epoch_axis(ax, op: str):
@@ -134,15 +159,15 @@ def _per_op_and_regime(frame: pd.DataFrame, title: str, profile: str, draw, ylab
     unknown = set(frame.regime) - set(REGIME_COLORS)
     require(not unknown, "regime", f"no colour for regime(s) {sorted(unknown)}; known: {', '.join(REGIME_COLORS)}")
     ops = _ops(frame)
-    fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
-    for ax, op in zip(axes[0], ops):
+    fig, axes = _panels(len(ops))
+    for ax, op in zip(axes, ops):
         for regime, color in REGIME_COLORS.items():
             rows = frame[(frame.op == op) & (frame.regime == regime)]
             if len(rows):
                 draw(ax, rows, color, REGIME_LABELS[regime])
         _epoch_axis(ax, op)
         ax.set(ylabel=ylabel, **axis)
-        ax.legend(fontsize=legend)
+    _legend_below(fig, axes, fontsize=legend)
     _title(fig, title, frame, profile)
     return fig
 
@@ -165,7 +190,7 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
     """Fig. 1: complexity (Algorithm 1, eps = 1) vs epoch, unregularized vs regularized, on one op; markers
     at memorization (square: seed-mean train accuracy >= 0.99) and generalization (circle: test)."""
     rows = _at_eps(complexity[complexity.op == op], eps)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
     for regime in ("none", "ours"):
         sel = rows[rows.regime == regime]
         if sel.empty:
@@ -185,7 +210,8 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
             ax.axhline(value, color=REGIME_COLORS["ours"], ls=style, lw=1,
                        label=f"paper's Fig. 1, {REGIME_LABELS['ours']}: {what} ≈ {value:g} kB")
     ax.set_ylabel(f"complexity (kB, {VARIANT_LABELS[variant]}, ε = {eps:g})", fontsize=8)
-    ax.legend(fontsize=7)
+    ax.set_ylim(bottom=0)
+    _legend_below(fig, [ax])
     _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing", rows, profile)
     return fig
 
@@ -196,19 +222,21 @@ def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: 
     test accuracy (right axis) vs epoch."""
     rows = _at_eps(complexity[complexity.regime == regime], eps)
     ops = _ops(rows)
-    fig, axes = plt.subplots(1, len(ops), figsize=(4.6 * len(ops), 3.6), squeeze=False)
-    for ax, op in zip(axes[0], ops):
+    fig, axes = _panels(len(ops), width=4.8)
+    twins = []
+    for ax, op in zip(axes, ops):
         sel = rows[rows.op == op]
         _band(ax, mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB"), "epoch", "k",
-              VARIANT_LABELS[variant])
+              f"complexity ({VARIANT_LABELS[variant]}, left axis)")
         ax.set_ylabel(f"complexity (kB, ε = {eps:g})")
+        ax.set_ylim(bottom=0)  # both axes start at zero, so their zeros coincide
         acc = ax.twinx()
         for split, color in (("train", "C0"), ("test", "C1")):
-            _band(acc, mean_se(sel, f"{split}_acc"), "epoch", color, f"{split} accuracy", lw=1)
+            _band(acc, mean_se(sel, f"{split}_acc"), "epoch", color, f"{split} accuracy (right axis)", lw=1)
         acc.set(ylim=(0, 1.05), ylabel="accuracy")
+        twins.append(acc)
         _epoch_axis(ax, op)
-        handles = ax.get_lines()[:1] + acc.get_lines()
-        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
+    _legend_below(fig, axes[:1] + twins[:1])
     number = {"ours": 2, "none": 3}.get(regime, "")
     _title(fig, f"Fig. {number} — complexity ({VARIANT_LABELS[variant]}) and accuracy, {REGIME_LABELS[regime]}",
            rows, profile)
@@ -232,12 +260,14 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
     a ln(eps) + b (grok_lib.complexity.bounds.fit_rate_distortion) and its R^2 in the legend."""
     rows = final[final.regime == regime]
     fits = rate_distortion_fits(final, regime, variant).set_index("op")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     for i, op in enumerate(_ops(rows)):
         sel = rows[rows.op == op]
         stats = mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB", x="eps")
         color = f"C{i}"
         label = OPS[op].label().removesuffix(" mod p")
+        if "epoch" in rows and rows.epoch.nunique() > 1:  # runs of different lengths (p113: Fig. 1's x runs)
+            label += f" at epoch {'/'.join(str(int(e)) for e in sorted(sel.epoch.unique()))}"
         if op in fits.index:
             a, b, r2 = fits.loc[op, ["a", "b", "r2"]]
             grid = np.geomspace(stats.eps.min(), stats.eps.max(), 100)
@@ -247,7 +277,7 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
     ax.set_xscale("log")
     ax.set_xlabel("distortion bound ε (nats of training loss, log scale)")
     ax.set_ylabel(f"complexity of the final weights (kB, {VARIANT_LABELS[variant]})", fontsize=8)
-    ax.legend(fontsize=7)
+    _legend_below(fig, [ax])
     _title(fig, f"Fig. 4 — algorithmic rate–distortion curves, {REGIME_LABELS[regime]}", rows, profile)
     return fig
 
@@ -257,15 +287,15 @@ def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str 
     rows = complexity[complexity.regime == regime]
     ops, eps_values = _ops(rows), sorted(rows.eps.unique())
     cmap = plt.get_cmap("viridis")
-    fig, axes = plt.subplots(1, len(ops), figsize=(4.4 * len(ops), 3.6), squeeze=False)
-    for ax, op in zip(axes[0], ops):
+    fig, axes = _panels(len(ops))
+    for ax, op in zip(axes, ops):
         for j, eps in enumerate(eps_values):
             sel = _at_eps(rows[rows.op == op], eps)
             _band(ax, mean_se(sel.assign(kB=sel[variant_column(variant)] / 1e3), "kB"), "epoch",
                   cmap(j / max(1, len(eps_values) - 1)), f"ε = {eps:g}")
         _epoch_axis(ax, op)
         ax.set_ylabel(f"complexity (kB, {VARIANT_LABELS[variant]})", fontsize=8)
-        ax.legend(fontsize=7)
+    _legend_below(fig, axes)
     _title(fig, f"Fig. 5 — complexity dynamics under distortion bounds ε, {REGIME_LABELS[regime]}", rows, profile)
     return fig
 
