@@ -3,18 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from .training.config import DEMO, REGIMES, RunConfig
-from .training.ops import OPS
-from .training.regularizers import PENALTIES
-from .cli_complexity import add_complexity_parser, measure_run
 from .errors import GrokError, require, run_command
-from .store import RunStore, default_root
+from .paths import default_root
+
+# the commands and their one-line help: the top-level help is answered from these alone, without importing
+# torch (about a second); a command's own options are built when it is named
+COMMANDS = {
+    "train": "train one run (reuses a finished run, resumes an interrupted one)",
+    "demo": "train the small CPU demo that groks in minutes and plot it",
+    "grid": "train every (regime, seed) of one op; --ensemble trains them in one batched step",
+    "lmn": "reproduce the LMN paper's three MLP tasks (Liu, Zhong & Tegmark)",
+    "runs": "list the stored runs and their progress",
+    "verify": "check committed results: retrain a sample of their runs, re-measure a checkpoint",
+    "complexity": "coarse-grained complexity (Algorithms 1 and 2) of every checkpoint of a run",
+    "compute": "train and measure a profile's whole grid (what its figures read) on a Dask cluster",
+}
+
+
+def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    parser = argparse.ArgumentParser(
+        prog="python -m grok_lib",
+        description="Train grokking transformers on modular arithmetic and store them for complexity "
+                    "measurements (DeMoss et al., 'The Complexity Dynamics of Grokking').",
+        epilog="Example: python -m grok_lib train --op mul --regime ours --seed 0 --epochs 2000")
+    parser.add_argument("--store", type=Path, default=None,
+                        help=f"run store directory (default $GROK_RUNS, else {default_root()})")
+    return parser, parser.add_subparsers(dest="command", required=True)
+
+
+def light_parser() -> argparse.ArgumentParser:
+    """The top-level parser with the commands' names and help only (what `--help` prints)."""
+    parser, sub = _top_parser()
+    for name, text in COMMANDS.items():
+        sub.add_parser(name, help=text)
+    return parser
 
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    from .training.ops import OPS
+    from .training.regularizers import PENALTIES
+
     g = parser.add_argument_group("what to train (unset options take the paper's value for the op/regime)")
     g.add_argument("--op", default="mul", help=f"operation: {', '.join(f'{k} ({v.text})' for k, v in OPS.items())}")
     g.add_argument("--regime", default="ours", help="none (no regularizer), wd (weight decay 1), "
@@ -41,8 +73,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                    "uses; default) or vocab (vocab-size rows, as the authors' code)")
 
 
-def _config_from(args, **overrides) -> RunConfig:
+def _config_from(args, **overrides):
     """The RunConfig the options describe; `overrides` (e.g. regime, seed) win over the options."""
+    from .training.config import RunConfig
+    from .training.regularizers import PENALTIES
+
     fields = dict(op=args.op, regime=args.regime, seed=args.seed, epochs=args.epochs, p=args.p,
                   train_frac=args.train_frac, lr=args.lr, weight_decay=args.weight_decay, noise=args.noise,
                   batch_size=args.batch_size, n_layers=args.n_layers, d_model=args.d_model,
@@ -52,29 +87,25 @@ def _config_from(args, **overrides) -> RunConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m grok_lib",
-        description="Train grokking transformers on modular arithmetic and store them for complexity "
-                    "measurements (DeMoss et al., 'The Complexity Dynamics of Grokking').",
-        epilog="Example: python -m grok_lib train --op mul --regime ours --seed 0 --epochs 2000")
-    parser.add_argument("--store", type=Path, default=None,
-                        help=f"run store directory (default $GROK_RUNS, else {default_root()})")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from .cli_complexity import add_complexity_parser
+    from .training.config import DEMO, REGIMES
 
-    p_train = sub.add_parser("train", help="train one run (reuses a finished run, resumes an interrupted one)",
+    parser, sub = _top_parser()
+
+    p_train = sub.add_parser("train", help=COMMANDS["train"],
                              description="Train one run into the run store. A finished run with the same "
                                          "config is reused; an interrupted one resumes from its last checkpoint.")
     _add_run_options(p_train)
     p_train.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p_demo = sub.add_parser("demo", help="train the small CPU demo that groks in minutes and plot it",
+    p_demo = sub.add_parser("demo", help=COMMANDS["demo"],
                             description="Train the CPU demo run " + ", ".join(f"{k}={v}" for k, v in DEMO.items())
                             + " and write figures/demo_grokking.png")
     p_demo.add_argument("--figures", type=Path, default=Path("figures"), help="output folder (default figures/)")
 
     p_grid = sub.add_parser(
-        "grid", help="train every (regime, seed) of one op; --ensemble trains them in one batched step",
+        "grid", help=COMMANDS["grid"],
         description="Train the runs of one op for several regimes and seeds into the run store (finished runs "
                     "are reused). With --ensemble all missing runs train together in one vmapped step, each "
                     "stored as its own run, with the same results as training them one at a time.",
@@ -86,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_grid.add_argument("--device", help="cpu or cuda (default: cuda if available)")
 
     p_lmn = sub.add_parser(
-        "lmn", help="reproduce the LMN paper's three MLP tasks (Liu, Zhong & Tegmark)",
+        "lmn", help=COMMANDS["lmn"],
         description="Train the LMN paper's SiLU MLPs on addition mod 31, S4 composition and 5-bit XOR; track "
                     "LMN, L2 norm and Algorithm 1 complexity; write OUT_DIR/lmn_summary.csv and lmn_* figures.")
     p_lmn.add_argument("out_dir", type=Path, help="directory for the LMN runs and summary tables")
@@ -95,10 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_lmn.add_argument("--seed", type=int, default=0, help="seed of all three runs (default 0)")
     p_lmn.add_argument("--no-complexity", action="store_true", help="skip Algorithm 1")
 
-    sub.add_parser("runs", help="list the stored runs and their progress")
+    sub.add_parser("runs", help=COMMANDS["runs"])
 
     p_verify = sub.add_parser(
-        "verify", help="check committed results: retrain a sample of their runs, re-measure a checkpoint",
+        "verify", help=COMMANDS["verify"],
         description="Retrain runs of a committed results folder (into a scratch store) at the recorded thread "
                     "count and compare every logged metric with the committed tables (bit for bit on the "
                     "recorded torch version, else within a printed tolerance); then measure the committed "
@@ -109,10 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_verify.add_argument("--run", action="append", default=[], help="retrain this run (by name; repeatable)")
     p_verify.add_argument("--epochs", type=int, help="train only this prefix of each run (default: all its epochs)")
     p_verify.add_argument("--no-complexity", action="store_true", help="skip re-measuring the committed checkpoint")
-    add_complexity_parser(sub, _add_run_options)
+    add_complexity_parser(sub, _add_run_options, COMMANDS["complexity"])
 
     p_compute = sub.add_parser(
-        "compute", help="train and measure a profile's whole grid (what its figures read) on a Dask cluster",
+        "compute", help=COMMANDS["compute"],
         description="Train every run of a profile, track its complexity and measure the final checkpoints, as "
                     "one set of jobs on a Dask cluster (default: a local one, one process and thread per core). "
                     "Finished work in the run store is reused; an interrupted sweep resumes.",
@@ -189,6 +220,13 @@ def _grid(args, store: RunStore) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not set(argv) & set(COMMANDS):  # no command named: `--help`, or an error, answered without torch
+        light_parser().parse_args(argv)
+    from .cli_complexity import measure_run
+    from .store import RunStore
+    from .training.config import DEMO, RunConfig
+
     parser = build_parser()
     args = parser.parse_args(argv)
 

@@ -10,12 +10,12 @@ from .errors import GrokError
 from .store import RunStore
 
 
-def add_complexity_parser(sub, add_run_options) -> None:
+def add_complexity_parser(sub, add_run_options, help: str) -> None:
     """The `complexity` command's parser; add_run_options adds the options that select a stored run."""
     from .complexity.coders import CODERS
 
     p = sub.add_parser(
-        "complexity", help="coarse-grained complexity (Algorithms 1 and 2) of every checkpoint of a run",
+        "complexity", help=help,
         description="Measure every stored checkpoint of a run at each eps: Algorithm 1 (Bayesian optimization "
                     "over low-rank threshold tau and bin size Delta), Algorithm 2 (quantization only), both "
                     "coders, the Eq. 4 bound and the total description length. Rows go to RUN_DIR/complexity.csv "

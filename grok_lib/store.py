@@ -28,18 +28,8 @@ import pandas as pd
 import torch
 
 from .errors import CheckpointError, GrokError, require
+from .paths import REPO_ROOT, default_root  # noqa: F401  (re-exported: the store's public names)
 from .files import retrain_advice, load_metadata, load_tensors, run_lock, save_tensors, write_text_atomic
-
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout that holds grok_lib/ (when it is one)
-
-
-def default_root() -> Path:
-    """The one default run store: $GROK_RUNS when set and not empty, else runs/ at the repository root
-    (any working directory), else ./runs for an installed package."""
-    if os.environ.get("GROK_RUNS", "").strip():
-        return Path(os.environ["GROK_RUNS"])
-    return REPO_ROOT / "runs" if (REPO_ROOT / "pyproject.toml").is_file() else Path("runs")
-
 
 class StoredConfig:
     """JSON round trip and a content hash for the frozen config dataclasses kept as config.json.

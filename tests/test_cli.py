@@ -45,3 +45,16 @@ def test_grid_trains_each_regime_and_seed_as_its_own_run(tmp_path):
     assert result.returncode == 0, result.stderr
     names = sorted(line.split()[0] for line in cli("runs", store=tmp_path).stdout.splitlines())
     assert [n.rsplit("-", 1)[0] for n in names] == ["add-none-s0", "add-none-s1", "add-ours-s0", "add-ours-s1"]
+
+
+def test_top_level_help_answers_without_importing_torch():
+    """`python -m grok_lib --help` lists every command from the light parser alone (about a second)."""
+    code = ("import sys, runpy; sys.argv = ['grok_lib', '--help']\n"
+            "try:\n    runpy.run_module('grok_lib', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    from grok_lib.cli import COMMANDS, build_parser
+    assert out.strip().endswith("False False")
+    assert all(name in out for name in COMMANDS)
+    full = build_parser()._subparsers._group_actions[0]
+    assert {a.dest: a.help for a in full._choices_actions} == COMMANDS  # one help text per command

@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from ..complexity.bounds import fit_rate_distortion
 from ..errors import require
+from ..files import write_text_atomic
+from ..store import REPO_ROOT
 from ..training.ops import OPS
 from ..training.train import grokking_epochs
-from .figures import variant_column
+from .figures import PAPER_FIG1, variant_column
 from .notebook import setup
 from .profiles import get_profile, run_store
 from .tables import committed_store, has_tables
@@ -47,7 +50,7 @@ def numbers_table(profile: str) -> pd.DataFrame:
             f"the run store lacks profile {P.name}'s finished grid and nothing is committed for it; "
             f"`python -m grok_lib compute --profile {P.name}` computes it")
     grid = setup(profile)
-    complexity, final = grid.complexity(), grid.rate_distortion()
+    complexity, final = grid.complexity(full=True), grid.rate_distortion()  # each run to its last epoch
     variant = grid.profile.algorithm_1
     rows = []
     for op in [o for o in OPS if o in set(c.op for c in grid.configs)]:
@@ -62,7 +65,7 @@ def numbers_table(profile: str) -> pd.DataFrame:
             f = final[(final.op == op) & (final.regime == regime)]
             fit = f.groupby("eps")[variant_column(variant)].mean() / 1e3
             rows.append({
-                "run": f"{OPS[op].symbol} {regime}", "seeds": len(runs),
+                "run": f"{OPS[op].symbol} {regime}", "seeds": len(runs), "epochs": int(c.epoch.max()),
                 "memorized": _epochs([m["memorized"] for m in marks]),
                 "generalized": _epochs([m["generalized"] for m in marks]),
                 "final test acc": f"{statistics.mean(float(r.metrics().test_acc.iloc[-1]) for r in runs):.3f}",
@@ -80,10 +83,10 @@ def numbers_table(profile: str) -> pd.DataFrame:
 
 
 # The paper's values, read off its figures (../shared/PROTOCOL.md: "approximate values from the authors'
-# plot", regularized runs) and its text: complexity peak and end per op (kB, eps = 1), test accuracy 1 at
-# ~200-400 epochs, compression 30-40x better than naive, every Eq. 4 bound vacuous (> 1); Fig. 4's R^2 are
-# in its legend, not in the text.
-PAPER_APPROX = {"add": (98, 24), "mul": (94, 23), "sub": (211, 110), "div": (211, 95)}
+# plot", regularized runs) and its text: complexity peak and end per op (kB, eps = 1; figures.PAPER_FIG1),
+# test accuracy 1 at ~200-400 epochs, compression 30-40x better than naive, every Eq. 4 bound vacuous (> 1);
+# Fig. 4's R^2 are in its legend, not in the text.
+PAPER_APPROX = PAPER_FIG1
 
 
 def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
@@ -95,7 +98,7 @@ def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
         approx = PAPER_APPROX.get(symbol_to_op.get(symbol)) if regime == "ours" else None
         paper = (lambda i: f" (≈ {approx[i]})") if approx else (lambda i: "")
         rows.append({
-            "run": row["run"], "seeds": row["seeds"],
+            "run": row["run"], "seeds": row["seeds"], "epochs": row["epochs"],
             "memorized": row["memorized"],
             "generalized (paper ≈ 200–400 when regularized)": row["generalized"],
             "peak kB (paper ≈)": row["peak kB (epoch)"].split(" ")[0] + paper(0),
@@ -113,11 +116,38 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+README = REPO_ROOT / "README.md"
+
+
+def readme_block(profile: str) -> str:
+    """The lines between `<!-- summary:PROFILE -->` and `<!-- /summary -->` in the README: the versus-paper
+    table of `profile`, generated from its tables (tests/test_readme.py checks the README holds exactly it)."""
+    return markdown(versus_paper(numbers_table(profile)))
+
+
+def rewrite_readme(profile: str, path: Path = README) -> bool:
+    """Replace the README's block for `profile` with readme_block(profile); False when it has none."""
+    text = path.read_text()
+    start, end = f"<!-- summary:{profile} -->\n", "<!-- /summary -->"
+    if start not in text:
+        return False
+    head, rest = text.split(start, 1)
+    require(end in rest, "README", f"the block {start.strip()} has no closing {end}")
+    write_text_atomic(path, head + start + readme_block(profile) + "\n" + end + rest.split(end, 1)[1])
+    return True
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grok_lib.paper.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--versus-paper", action="store_true", help="beside the paper's values")
+    parser.add_argument("--readme", action="store_true",
+                        help="rewrite the README's block for this profile (<!-- summary:PROFILE -->)")
     args = parser.parse_args(argv)
+    if args.readme:
+        found = rewrite_readme(args.profile)
+        require(found, "readme", f"README.md has no <!-- summary:{args.profile} --> block")
+        return 0
     frame = numbers_table(args.profile)
     print(markdown(versus_paper(frame) if args.versus_paper else frame))
     return 0
