@@ -229,6 +229,9 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .log import configure
+
+    configure()  # the package's messages on stderr; results on stdout
 
     def store_problem(err: OSError) -> str:  # a store that is a file, read-only, a name too long, a full disk
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""

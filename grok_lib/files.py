@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -19,6 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError, GrokError
+from .log import get as get_logger
+
+LOG = get_logger(__name__)
 
 
 def _umask() -> int:
@@ -203,7 +205,7 @@ def run_lock(path: Path, what: str, wait: float = math.inf):
                 continue  # released meanwhile
             why = _stale(lock, holder)
             if why is not None:
-                print(f"{lock}: stale lock ({why}) taken over", file=sys.stderr)
+                LOG.warning(f"{lock}: stale lock ({why}) taken over")
                 lock.unlink(missing_ok=True)
                 continue
             pid = holder[0] if holder else "?"
@@ -213,8 +215,8 @@ def run_lock(path: Path, what: str, wait: float = math.inf):
                                 f"{holder[2] if len(holder) > 2 else '?'}; wait for it, or delete {lock} if "
                                 "that process no longer exists") from None
             if not told:
-                print(f"{path.name}: waiting for process {pid} on {host} ({what}; Ctrl-C to stop; if that "
-                      f"process is not writing this run, delete {lock})", file=sys.stderr)
+                LOG.warning(f"{path.name}: waiting for process {pid} on {host} ({what}; Ctrl-C to stop; if that "
+                            f"process is not writing this run, delete {lock})")
                 told = True
             time.sleep(LOCK_POLL_S)
             continue

@@ -58,3 +58,23 @@ def test_top_level_help_answers_without_importing_torch():
     assert all(name in out for name in COMMANDS)
     full = build_parser()._subparsers._group_actions[0]
     assert {a.dest: a.help for a in full._choices_actions} == COMMANDS  # one help text per command
+
+
+def test_package_messages_go_through_logging_and_can_be_turned_down(capsys):
+    import logging
+
+    from grok_lib.errors import GrokError
+    from grok_lib.log import configure, get
+
+    log = get("grok_lib.paper.notebook")
+    configure(stream="stdout")
+    log.info("one line")
+    assert capsys.readouterr().out == "one line\n"
+    logging.getLogger("grok_lib").setLevel(logging.WARNING)  # a notebook or a Dask worker turning it down
+    log.info("hidden")
+    assert capsys.readouterr().out == ""
+    configure()  # the CLI's: stderr
+    log.info("to stderr")
+    assert capsys.readouterr().err == "to stderr\n"
+    with pytest.raises(GrokError, match="stream"):
+        configure(stream="tty")

@@ -58,7 +58,7 @@ def test_a_second_train_waits_for_the_first_and_resumes_from_its_state(tmp_path,
     same_training(run, reference)
 
 
-def test_a_lock_of_a_live_process_is_named_and_a_dead_ones_is_taken_over(tmp_path, capsys):
+def test_a_lock_of_a_live_process_is_named_and_a_dead_ones_is_taken_over(tmp_path, caplog):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     time.sleep(1.1)  # the lock is taken after its holder started
     try:
@@ -72,12 +72,12 @@ def test_a_lock_of_a_live_process_is_named_and_a_dead_ones_is_taken_over(tmp_pat
         sleeper.wait()
     with run_lock(tmp_path, "train", wait=0.2):  # the holder is gone: reported, then taken over
         assert (tmp_path / ".lock-train").read_text().split()[0] == str(os.getpid())
-    assert "stale lock" in capsys.readouterr().err
+    assert "stale lock" in caplog.text
     assert not (tmp_path / ".lock-train").exists()
 
 
 @pytest.mark.parametrize("content", ["", "garbage", "12 host", "\x00\xff\x00"])
-def test_an_empty_or_garbage_lock_is_waited_for_briefly_then_taken_over(tmp_path, capsys, monkeypatch, content):
+def test_an_empty_or_garbage_lock_is_waited_for_briefly_then_taken_over(tmp_path, caplog, monkeypatch, content):
     """What a kill between creating and writing a lock leaves (or anything not ours): never a hang."""
     import grok_lib.files as files
 
@@ -91,10 +91,10 @@ def test_an_empty_or_garbage_lock_is_waited_for_briefly_then_taken_over(tmp_path
     os.utime(lock, (old, old))
     with run_lock(tmp_path, "train", wait=0.2):
         assert lock.read_text().split()[0] == str(os.getpid())
-    assert "stale lock (empty or unreadable" in capsys.readouterr().err
+    assert "stale lock (empty or unreadable" in caplog.text
 
 
-def test_a_lock_whose_process_number_was_reused_is_taken_over(tmp_path, capsys):
+def test_a_lock_whose_process_number_was_reused_is_taken_over(tmp_path, caplog):
     """A live process that started after the lock was taken is not its holder (the number was reused)."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -104,7 +104,7 @@ def test_a_lock_whose_process_number_was_reused_is_taken_over(tmp_path, capsys):
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert "another program got its number" in capsys.readouterr().err
+    assert "another program got its number" in caplog.text
 
 
 # 2. resume state missing while metrics.csv exists ------------------------------------------------------

@@ -20,7 +20,10 @@ from typing import Any, Callable
 from tqdm.auto import tqdm
 
 from ..errors import require
+from ..log import get as get_logger
 from .cluster import Cluster, has_dashboard
+
+LOG = get_logger(__name__)
 
 STATUS_EVERY_S = 10.0  # how often status() is polled while no job finishes
 
@@ -83,7 +86,7 @@ class Runner:
 
         with self.cluster.session() as client:
             if self.progress and has_dashboard():
-                print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+                LOG.info(f"Dask dashboard: {client.dashboard_link}")
             futures: dict[str, Any] = {}
             batch = uuid.uuid4().hex[:8]
             for job in order:  # dependencies are submitted before the jobs that wait for them

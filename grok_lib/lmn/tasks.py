@@ -35,6 +35,9 @@ from ..training.model import MLP, MLPConfig
 from ..files import save_tensors
 from ..store import Run, RunStore, StoredConfig
 from ..training.train import evaluate, l2_norm, log_schedule
+from ..log import get as get_logger
+
+LOG = get_logger(__name__)
 
 # task -> (symbols per input, classes, description)
 TASKS: dict[str, tuple[int, int, str]] = {
@@ -197,8 +200,8 @@ def _train_lmn_locked(run: Run, device: str, lmn_config: LMNConfig, progress: bo
             run.write_metrics(pd.DataFrame(rows))
             if progress:
                 r = rows[-1]
-                print(f"{config.task} step {step}: train acc {r['train_acc']:.3f} test acc {r['test_acc']:.3f} "
-                      f"LMN {r['lmn']:.2f} L2 {r['l2_norm']:.1f}", flush=True)
+                LOG.info(f"{config.task} step {step}: train acc {r['train_acc']:.3f} test acc {r['test_acc']:.3f} "
+                         f"LMN {r['lmn']:.2f} L2 {r['l2_norm']:.1f}")
         if step == config.steps:
             return run
         batch = next(batches, None)

@@ -14,12 +14,14 @@ any of it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import require
+from ..log import configure, get as get_logger
 from ..store import Run, RunStore
 from ..training.config import RunConfig
 from .figures import runs_metrics
@@ -28,6 +30,7 @@ from .profiles import Profile, figures_dir, get_profile, run_store
 from .tables import committed_store, has_tables, specimen
 
 SOURCES = ("auto", "store", "tables")
+LOG = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def setup(profile: str, ops=(), regimes=(), seeds=(), source: str = "auto") -> N
     the committed tables.
     """
     require(source in SOURCES, "source", f"unknown source {source!r}; allowed: {', '.join(SOURCES)}")
+    if not logging.getLogger("grok_lib").handlers:  # a notebook: the package's messages under the cell
+        configure(stream="stdout")
     P = get_profile(profile)
     configs = tuple(P.configs(ops, regimes, seeds))
     store = run_store()
@@ -94,11 +99,11 @@ def setup(profile: str, ops=(), regimes=(), seeds=(), source: str = "auto") -> N
             runs = tuple(committed.run(c) for c in configs)
             result = NotebookSetup(profile=P, configs=configs, store=committed, figures=figures_dir(P.name), runs=runs,
                                    source="tables")
-            print(result.summary())
+            LOG.info(result.summary())
             return result
         require(source != "tables", "source", f"profile {P.name} has no committed tables for this grid "
                 f"(results/{P.name}/); use source 'auto' or 'store' to train it")
     runs = tuple(train_missing(list(configs), store, workers=P.workers, ensemble=P.name == "paper"))
     result = NotebookSetup(profile=P, configs=configs, store=store, figures=figures_dir(P.name), runs=runs)
-    print(result.summary())
+    LOG.info(result.summary())
     return result
