@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test lab clean-venv
+.PHONY: reproduce test lab docs clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 # as root (containers, CI machines) JupyterLab refuses to start without --allow-root
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# the documentation site (mkdocs.yml, docs/) into build/site/: strict (a broken link or reference fails it),
+# and it renders offline; open build/site/index.html
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean-venv:
 	rm -rf $(VENV)

@@ -13,8 +13,8 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
            (sweep-top) and the edge search at eps = 1 on every logged checkpoint from epoch 30; the
            figures show the edge search (deterministic; Algorithm 1's reduced budget draws its own noise).
     p113   the paper's experiment on a CPU: p = 113, the paper's fractions and layers, all four ops and three
-           regimes, seed 0 (seeds 0-2 for x none and ours, Fig. 1), 1,550 epochs; the cpu profile's searches
-           at eps = 1 along training and all seven eps on the final checkpoint.
+           regimes, seed 0 to 1,550 epochs; x none and x ours with seeds 0-2 to the paper's 10^4 (Fig. 1); the
+           cpu profile's searches at eps = 1 along training and all seven eps on the final checkpoint.
     paper  the full protocol (PROTOCOL.md): p = 113, 4 ops, 3 regimes, 6 seeds, 10^4 epochs, the authors'
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
