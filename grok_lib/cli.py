@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from .errors import GrokError, require, run_command
 from .paths import default_root
+
+if TYPE_CHECKING:
+    from .store import RunStore
 
 # the commands and their one-line help: the top-level help is answered from these alone, without importing
 # torch (about a second); a command's own options are built when it is named

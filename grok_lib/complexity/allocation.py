@@ -9,7 +9,8 @@ The model: rounding parameter g adds an error of mean square e2_g per weight and
 by about dL_g = h_g n_g e2_g / 2 (h_g: the group's mean curvature, n_g its size), while its indices cost
 about n_g log2(sigma_g / Delta_g) bits. Fewest bits for a fixed total loss increase (Lagrange:
 n_g / Delta_g proportional to h_g n_g Delta_g) gives Delta_g proportional to h_g^(-1/2), whatever n_g.
-h_g is measured for every matrix (biases and norms, a few bytes, keep the global Delta): g alone is rounded at a probe spacing (a quarter of its RMS, moved by factors of 4 until
+h_g is measured for every matrix (biases and norms, a few bytes, keep the global Delta): g alone is rounded at a
+probe spacing (a quarter of its RMS, moved by factors of 4 until
 the loss rises measurably but not wildly), its loss on PROBE_EXAMPLES training examples (seeded draw)
 compared with the unrounded network's, h_g = 2 dL_g / (n_g e2_g). The multipliers are normalised to a
 size-weighted geometric mean of 1 (Delta keeps its meaning on average) and clipped to SCALE_RANGE; a

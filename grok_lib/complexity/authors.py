@@ -171,7 +171,8 @@ class AuthorsProblem:
                 f"distortion bound must be a finite number > 0, got {eps!r}")
         if isinstance(model_or_weights, torch.nn.Module):
             require(isinstance(model_or_weights, Transformer), "model_or_weights",
-                    f"must be a grok_lib.training.model.Transformer or its state dict, got {type(model_or_weights).__name__}")
+                    "must be a grok_lib.training.model.Transformer or its state dict, "
+                    f"got {type(model_or_weights).__name__}")
             weights = {k: v.detach() for k, v in model_or_weights.named_parameters()}
         else:
             weights = model_or_weights

@@ -218,7 +218,7 @@ class ComplexityProblem:
                         raise
                     if not getattr(self, "_warned_vmap", False):
                         warnings.warn(f"evaluating coarse-grainings one at a time: vmap cannot run this module "
-                                      f"({str(error).splitlines()[0]})")
+                                      f"({str(error).splitlines()[0]})", stacklevel=2)
                         self._warned_vmap = True
                     return [self.evaluate(tau, delta, eps, prefetch) for tau, delta in points]
             for (key, (tau, _)), (loss, acc, exact) in zip(todo.items(), results):

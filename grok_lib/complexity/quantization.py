@@ -39,7 +39,8 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, method: str 
     the first feasible point, whose edge with the infeasible point above it is refined and compressed:
     the largest feasible Delta of the grid, the authors' aim ("the largest Delta within eps") without
     bisection's assumption that feasibility is monotone (assumes the size falls as Delta grows, so no
-    smaller Delta compresses smaller; cheapest, as it never visits the fine grids). "bisection" (the authors' code): the largest Delta meeting
+    smaller Delta compresses smaller; cheapest, as it never visits the fine grids). "bisection" (the authors' code):
+    the largest Delta meeting
     the bound by `iterations` halvings of (1e-12, 2 max|theta|), which assumes that feasibility is monotone
     in Delta (it is not).
     """

@@ -64,7 +64,9 @@ def phase_rows(metrics: pd.DataFrame, phase: Phase) -> pd.DataFrame:
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    rank = lambda v: pd.Series(v).rank().to_numpy()  # average ranks for ties
+    def rank(v):  # average ranks for ties
+        return pd.Series(v).rank().to_numpy()
+
     return float(np.corrcoef(rank(a), rank(b))[0, 1])
 
 
@@ -160,5 +162,5 @@ def segment_breakpoints(metrics: pd.DataFrame, column: str = "lmn", every: int =
     edges = [t[0]] + [t[k] for k in chosen] + [t[-1]]
     slopes = np.cumsum(coef[1:])  # slope of each segment: b, b + c_1, ...
     rmse = math.sqrt(error / len(t))
-    return pd.DataFrame(dict(start=(np.array(edges[:-1]) * 1e3).astype(int), end=(np.array(edges[1:]) * 1e3).astype(int),
-                             slope_per_1k=slopes, rmse=rmse))
+    starts, ends = (np.array(edges[:-1]) * 1e3).astype(int), (np.array(edges[1:]) * 1e3).astype(int)
+    return pd.DataFrame(dict(start=starts, end=ends, slope_per_1k=slopes, rmse=rmse))

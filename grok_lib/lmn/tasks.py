@@ -163,7 +163,7 @@ def measure_step(model: MLP, split: TaskSplit, lmn_config: LMNConfig) -> dict[st
 
 
 def train_lmn_run(config: LMNRunConfig, root: str | Path, device: str = "cpu",
-                  lmn_config: LMNConfig = LMNConfig(), progress: bool = False) -> Run:
+                  lmn_config: LMNConfig = LMNConfig(), progress: bool = False) -> Run:  # noqa: B008 (frozen)
     """Train `config` into `root`, logging metrics and checkpoints at config.logged_steps().
 
     A finished run is reused. An unfinished one is retrained from step 0 (resume state is not stored:

@@ -137,7 +137,8 @@ def draw_points(points: pd.DataFrame, eps: float, tau: float | None = None, delt
     best = smallest_within(points, eps)
     if best is not None:
         ax_size.plot(best.delta, best.paper_bytes / 1e3, "*", color="k", ms=14,
-                     label=f"smallest within ε so far: {best.paper_bytes / 1e3:.2f} kB (τ {best.tau:.3g}, Δ {best.delta:.3g})")
+                     label=f"smallest within ε so far: {best.paper_bytes / 1e3:.2f} kB "
+                           f"(τ {best.tau:.3g}, Δ {best.delta:.3g})")
     if tau is not None and delta is not None:
         chosen = points[np.isclose(points.tau, tau, atol=1e-12) & np.isclose(points.delta, delta, rtol=1e-12)]
         if len(chosen):
@@ -207,7 +208,8 @@ def explorer_widget(explorer: CheckpointExplorer, title: str = "", eps: float = 
     layout = widgets.Layout(width="32%")
     style = {"description_width": "initial"}
     eps_slider = widgets.FloatLogSlider(value=eps, base=10, min=math.log10(EPS_RANGE[0]), max=math.log10(EPS_RANGE[1]),
-                                        step=0.05, description="ε (nats)", continuous_update=False, readout_format=".3g",
+                                        step=0.05, description="ε (nats)", continuous_update=False,
+                                        readout_format=".3g",
                                         layout=layout, style=style)
     tau_slider = widgets.FloatSlider(value=start_tau, min=TAU_RANGE[0], max=TAU_RANGE[1], step=0.01, description="τ",
                                      continuous_update=False, readout_format=".2f", layout=layout, style=style)

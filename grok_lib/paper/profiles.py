@@ -8,7 +8,8 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
            science (it does not even memorize).
     cpu    a laptop reproduction on 2 cores: the CPU demo's modulus, train fraction, width and epochs
            (`grok_lib.cli.DEMO`: p = 59, 30 %, d_model 128, 1200 epochs; 705 for the 2-layer - and /) with
-           the paper's layers, all four ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with 8 probes (the
+           the paper's layers, all four ops and all three regimes, one seed; Algorithm 1 (extra-trees surrogate) with
+           8 probes (the
            authors' 2 + CPU_PROBES), 2 random and 6 guided points, Algorithm 2's top-down sweep
            (sweep-top) and the edge search at eps = 1 on every logged checkpoint from epoch 30; the
            figures show the edge search (deterministic; Algorithm 1's reduced budget draws its own noise).
@@ -19,7 +20,8 @@ derived here, so the five notebooks agree and a test can run them all at the `ci
            Algorithm 1 budget (2 + 10 + 50 points) and all seven eps along training; for a GPU.
 
 A notebook's default profile is "auto": $GROK_PROFILE when set (the test suite sets it to "ci"), else paper
-on a CUDA machine and cpu elsewhere; a profile named explicitly is used as given. GROK_RUNS moves the run store and GROK_FIGURES the figure folder (default: figures/ inside the run
+on a CUDA machine and cpu elsewhere; a profile named explicitly is used as given. GROK_RUNS moves the run store and
+GROK_FIGURES the figure folder (default: figures/ inside the run
 store; `python -m grok_lib.paper.reproduce` points it at the committed figures/).
 """
 

@@ -74,9 +74,11 @@ def run_slice(profile_name: str, budget_s: float, out: Path, store: RunStore, tr
     device = "cuda" if torch.cuda.is_available() else "cpu"
     speed = probe_seconds_per_epoch(profile, RunStore(store.root / "probe"), device)
     epochs = largest_epochs(speed, train_share * budget_s - (time.perf_counter() - start), profile.epochs)
+    def without_epochs(table: dict) -> dict:
+        return {key: {k: v for k, v in f.items() if k != "epochs"} for key, f in table.items()}
+
     chosen = replace(profile, run_fields={**profile.run_fields, "epochs": epochs},
-                     op_fields={op: {k: v for k, v in f.items() if k != "epochs"} for op, f in profile.op_fields.items()},
-                     cell_fields={c: {k: v for k, v in f.items() if k != "epochs"} for c, f in profile.cell_fields.items()})
+                     op_fields=without_epochs(profile.op_fields), cell_fields=without_epochs(profile.cell_fields))
     compute(chosen, store, cluster=Cluster(workers=workers or os.cpu_count() or 1), ensemble=True)
     wall = time.perf_counter() - start
     export_tables(chosen, store, out / "tables", command=" ".join(sys.argv), wall_s=wall)

@@ -96,7 +96,10 @@ def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
     for row in frame.to_dict("records"):
         symbol, regime = row["run"].rsplit(" ", 1)
         approx = PAPER_APPROX.get(symbol_to_op.get(symbol)) if regime == "ours" else None
-        paper = (lambda i: f" (≈ {approx[i]})") if approx else (lambda i: "")
+
+        def paper(i: int, approx=approx) -> str:
+            return f" (≈ {approx[i]})" if approx else ""
+
         rows.append({
             "run": row["run"], "seeds": row["seeds"], "epochs": row["epochs"],
             "memorized": row["memorized"],

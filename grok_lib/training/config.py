@@ -83,7 +83,8 @@ class RunConfig(StoredConfig):
         require(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63, "seed",
                 f"must be an integer in [0, 2^63), got {self.seed!r}")
         require(0.0 < self.train_frac < 1.0, "train_frac", f"must lie in (0, 1), got {self.train_frac}")
-        require(isinstance(self.epochs, int) and self.epochs > 0, "epochs", f"must be a positive integer, got {self.epochs!r}")
+        require(isinstance(self.epochs, int) and self.epochs > 0, "epochs",
+                f"must be a positive integer, got {self.epochs!r}")
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a positive number, got {self.lr}")
         for name in ("weight_decay", "noise", "beta"):
             value = getattr(self, name)
@@ -131,5 +132,5 @@ class RunConfig(StoredConfig):
         """Directory name: readable prefix plus a hash of every field, so any change makes a new run."""
         return f"{self.op}-{self.regime}-s{self.seed}-{self.digest()}"
 
-    def with_(self, **changes) -> "RunConfig":
+    def with_(self, **changes) -> RunConfig:
         return replace(self, **changes)

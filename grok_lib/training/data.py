@@ -52,7 +52,7 @@ class Split:
     test_y: torch.Tensor  # (N_test,) long
     vocab_size: int
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(
             self.train_x.to(device), self.train_y.to(device),
             self.test_x.to(device), self.test_y.to(device), self.vocab_size,

@@ -55,7 +55,7 @@ class ParamLayout:
     shapes: tuple[torch.Size, ...]
 
     @classmethod
-    def of(cls, model: torch.nn.Module) -> "ParamLayout":
+    def of(cls, model: torch.nn.Module) -> ParamLayout:
         named = list(model.named_parameters())
         return cls(tuple(n for n, _ in named), tuple(p.shape for _, p in named))
 
@@ -124,7 +124,7 @@ class Regularization:
     terms: tuple  # ((Penalty, indices (E',), coefficients (E',)), ...) for the penalties some run uses
 
     @classmethod
-    def of(cls, configs: list[RunConfig], device) -> "Regularization":
+    def of(cls, configs: list[RunConfig], device) -> Regularization:
         terms = []
         for term in PENALTIES.values():
             paying = [e for e, c in enumerate(configs) if getattr(c, term.field)]

@@ -9,7 +9,7 @@ Adding an op is one entry here (and its answer function); every figure, profile 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

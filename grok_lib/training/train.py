@@ -173,7 +173,8 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     The run's "train" lock is held throughout (another process training the same config is waited for, up
     to `lock_wait` seconds), and everything resumes from the one resume state: metrics rows after its epoch
     are dropped. A new run whose config is stored with fewer epochs (ending on one of this run's logged
-    epochs) continues from that run (extend=True; `shorter_twin`), bit for bit the same as training afresh. `stop_after` ends the session after that epoch, as an interruption would (used by tests).
+    epochs) continues from that run (extend=True; `shorter_twin`), bit for bit the same as training afresh.
+    `stop_after` ends the session after that epoch, as an interruption would (used by tests).
     """
     device = pick_device(device)  # a bad device is refused first, even for a finished run
     store = store or RunStore()
