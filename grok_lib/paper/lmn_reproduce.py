@@ -20,6 +20,7 @@ checkpoints; "ci" checks the plumbing.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from ..lmn.measure import LMNConfig
 from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
 from ..lmn.tasks import TASKS, LMNRunConfig, make_task_split, train_lmn_run
 from .lmn_figures import ANSWER, COMPLEXITY, draw_all
-from .profiles import PROFILES, LMNSettings, get_profile, run_store
+from .profiles import FIGURE_SUBFOLDERS, PROFILES, LMNSettings, figures_dir, get_profile, run_store
 from ..complexity.search import BayesConfig, measure_complexity
 from ..complexity.tracking import answer_columns, upgrade_columns
 from ..jobs.runner import Job, Runner
@@ -203,6 +204,35 @@ def notebook_out_dir(profile: str) -> Path:
     ($GROK_RUNS, else runs/), one folder per profile so that cpu and paper measurements never mix."""
     require(profile in PROFILES, "profile", f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     return run_store().root / "lmn" / profile
+
+
+def lmn_figures_env(profile: str) -> dict[str, str]:
+    """The environment notebook 06 runs with in the batch reproduction of `profile` (grok_lib.paper.reproduce):
+    {} or GROK_FIGURES moved. The committed figures/lmn_* are the paper profile's (`python -m grok_lib lmn ...
+    --profile paper`); a profile whose figures have no subfolder of their own (ci, cpu: profiles.FIGURE_SUBFOLDERS)
+    would draw over them, so its notebook 06 writes <figures>/<profile>/lmn_*, as p113 and paper do anyway."""
+    return {} if profile in FIGURE_SUBFOLDERS else {"GROK_FIGURES": str(figures_dir(None) / profile)}
+
+
+def lmn_figures_folder(profile: str) -> Path:
+    """Where notebook 06 writes its figures in the batch reproduction of `profile` (lmn_figures_env)."""
+    return Path(lmn_figures_env(profile).get("GROK_FIGURES") or figures_dir(profile))
+
+
+def lmn_kernel_manager(profile: str):
+    """The kernel manager class (nbclient's kernel_manager_class) that starts notebook 06's kernel with
+    lmn_figures_env(profile) over this process's environment, leaving os.environ (other kernels') alone;
+    None where that environment is empty."""
+    from jupyter_client import AsyncKernelManager
+
+    env = lmn_figures_env(profile)
+
+    class KernelManagerWithEnv(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw["env"] = {**kw.get("env", os.environ), **env}
+            return await super().start_kernel(**kw)
+
+    return KernelManagerWithEnv if env else None
 
 
 def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | Path | None = None, seed: int = 0,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -9,16 +12,55 @@ import numpy as np
 import pandas as pd
 
 from ..complexity.tracking import ALGORITHM_1, size_column
+from ..files import atomic_write
 from ..training.train import grokking_epochs
+
+# What each format of `save` is written with. The same figure gives the same bytes, run after run: the PDF
+# carries no creation date (matplotlib stamps the time of the call, or $SOURCE_DATE_EPOCH, unless told None),
+# so a repeated reproduction leaves an unchanged figure's committed files unchanged. The remaining metadata
+# is fixed by the matplotlib version: PNG "Software" and PDF "Creator"/"Producer" name it, nothing else varies.
+SAVE_OPTIONS = {".png": {"dpi": 150, "metadata": {}}, ".pdf": {"metadata": {"CreationDate": None}}}
+
+
+def figure_bytes(fig, suffix: str) -> bytes:
+    """The file `save` writes for `suffix` (".png" or ".pdf"), as bytes."""
+    buffer = io.BytesIO()
+    options = {**SAVE_OPTIONS[suffix], "metadata": dict(SAVE_OPTIONS[suffix]["metadata"])}  # savefig may edit it
+    fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **options)
+    return buffer.getvalue()
 
 
 def save(fig, stem: Path) -> Path:
-    """Write `stem`.png and `stem`.pdf; return the PNG path."""
+    """Write `stem`.png and `stem`.pdf (each atomically: a temporary file renamed into place); return the PNG
+    path. The bytes depend on the figure alone (SAVE_OPTIONS), never on the date."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".png"), dpi=150, bbox_inches="tight")
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight")
+    for suffix in SAVE_OPTIONS:
+        data = figure_bytes(fig, suffix)
+        atomic_write(stem.with_suffix(suffix), lambda tmp, data=data: tmp.write_bytes(data))
     return stem.with_suffix(".png")
+
+
+def clock_ns(folder: Path) -> int:
+    """The file system's time now in `folder`: the st_mtime_ns of a file created there (then removed), on the
+    clock and at the granularity `figures_written` compares modification times with."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".clock-") as marker:
+        return os.fstat(marker.fileno()).st_mtime_ns
+
+
+def figures_written(folder: Path, since_ns: int) -> list[Path]:
+    """The figures (PNG; `save` writes a PDF beside each) under `folder` and its subfolders modified at or after
+    `since_ns` (clock_ns when a run started): what the run wrote, not what lay there before."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*.png") if p.stat().st_mtime_ns >= since_ns) if folder.is_dir() else []
+
+
+def written_summary(folder: Path, written: list[Path]) -> str:
+    """An account of the figures `written` in `folder`: their stems, relative to it."""
+    if not written:
+        return f"no figure written in {folder}"
+    names = [p.relative_to(folder).with_suffix("").as_posix() for p in written]
+    return f"{len(names)} figure{'s' * (len(names) != 1)} written (PNG and PDF) in {folder}: " + ", ".join(names)
 
 
 def describe(config) -> str:
