@@ -90,10 +90,10 @@ def test_the_last_line_of_a_reproduction_names_only_the_figures_it_drew(tmp_path
 
 def test_lmn_figures_of_a_profile_without_a_subfolder_go_to_one_named_after_it(tmp_path, monkeypatch):
     monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "figures"))
-    for profile in ("ci", "cpu"):  # figures/lmn_* are the paper profile's: never drawn over
-        assert lmn_figures_env(profile) == {"GROK_FIGURES": str(tmp_path / "figures" / profile)}
-        assert lmn_figures_folder(profile) == tmp_path / "figures" / profile
-    for profile in ("p113", "paper"):  # a subfolder of their own already
+    # figures/lmn_* are the paper profile's: cpu's Figs 1-11 share figures/ with them, its LMN ones do not
+    assert lmn_figures_env("cpu") == {"GROK_FIGURES": str(tmp_path / "figures" / "cpu")}
+    assert lmn_figures_folder("cpu") == tmp_path / "figures" / "cpu"
+    for profile in ("ci", "p113", "paper"):  # a subfolder of their own already
         assert lmn_figures_env(profile) == {}
         assert lmn_figures_folder(profile) == tmp_path / "figures" / profile
 

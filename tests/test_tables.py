@@ -83,7 +83,7 @@ def test_the_tighter_bound_is_measured_beside_the_papers_resumed_and_drawn(compu
         assert sorted(tight.epoch) == sorted(paper[paper.eps == 1.0].epoch.unique())
         assert (tight.tight_entropy_bytes <= tight.tight_paper_bytes).all()
         assert (tight.tight_n_evaluations > paper[paper.eps == 1.0].alg1_n_evaluations.min()).all()  # + refine
-    assert {p.name for p in (tmp_path / "figures").glob("*.png")} == {"fig01_tighter.png", "fig02_tighter.png"}
+    assert {p.name for p in (tmp_path / "figures" / "ci").glob("*.png")} == {"fig01_tighter.png", "fig02_tighter.png"}
     # a second pass measures nothing; other settings are refused, naming them, before anything is written
     monkeypatch.setattr(tighter, "bayesian_complexity", lambda *a, **k: pytest.fail("measured again"))
     assert tighter.main(["--profile", "ci", "--runs", "mul-none", "--refine", "2", "--quiet"]) == 0

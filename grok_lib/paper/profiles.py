@@ -201,8 +201,8 @@ def run_store() -> RunStore:
     return RunStore()
 
 
-# profiles whose figures go to a subfolder named after them (figures/p113/, ...); ci and cpu use the folder
-FIGURE_SUBFOLDERS = ("p113", "paper")
+# profiles whose figures go to a subfolder named after them (figures/p113/, ...); cpu (make reproduce) uses the folder
+FIGURE_SUBFOLDERS = ("ci", "p113", "paper")
 
 
 def figures_dir(profile: str | None = None) -> Path:
