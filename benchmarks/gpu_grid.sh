@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The largest slice of the paper's grid that fits one device call (grok_lib.paper.slice), tables to $OUT.
 #
-# Here, once: the packages the device image lacks (KINDS.md lists what it has), as wheels for its Python:
+# Here, once: the packages the device image (benchmarks/device_image.txt) lacks, as wheels for its Python,
+# the pinned set of benchmarks/gpu_wheels.txt (tests/test_device_image.py checks it covers grok_lib):
 #     echo /.whl/ >> .git/info/exclude
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-#         dask==2026.11.0 distributed==2026.11.0 partd locket tblib zict tornado scikit-optimize==0.10.2 pyaml \
-#         constriction==0.5.0
+#         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .whl -r benchmarks/gpu_wheels.txt
 # Then the device tool's run, with carry [".whl"] and timeout_s 560:
 #     bash benchmarks/gpu_grid.sh
 # $OUT receives slice.json (epochs chosen, seconds per epoch of each op's ensemble, wall time),

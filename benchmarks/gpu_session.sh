@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Everything this project measures on a GPU machine, in one device call of under 10 minutes.
 #
-# Here, once (scikit-optimize, pyaml and constriction are what this script needs that the device image lacks):
+# Here, once: the packages the device image (benchmarks/device_image.txt) lacks, as wheels for its Python,
+# the pinned set of benchmarks/gpu_wheels.txt (tests/test_device_image.py checks it covers grok_lib):
 #     echo /.whl/ >> .git/info/exclude
-#     "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .whl scikit-optimize==0.10.2 pyaml \
-#         constriction==0.5.0
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .whl -r benchmarks/gpu_wheels.txt
 # Then the device tool's run, with carry [".whl"]:
 #     bash benchmarks/gpu_session.sh
 # Logs land in $OUT (the device tool brings them back; default ./gpu-out elsewhere): env.txt, tests.txt
