@@ -17,12 +17,12 @@ import matplotlib.pyplot as plt
 import nbformat
 import pytest
 
-from grok_lib.paper import reproduce
+from grok_lib.paper import pages, reproduce
 from grok_lib.paper.lmn_reproduce import lmn_figures_env, lmn_figures_folder, lmn_kernel_manager
 from grok_lib.paper.plots import clock_ns, figures_written, save, written_summary
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-WIDGET_VIEW, WIDGET_STATE = reproduce.WIDGET_VIEW, reproduce.WIDGET_STATE
+WIDGET_VIEW, WIDGET_STATE = pages.WIDGET_VIEW, pages.WIDGET_STATE
 
 
 def _figure():
@@ -84,7 +84,7 @@ def test_the_last_line_of_a_reproduction_names_only_the_figures_it_drew(tmp_path
     monkeypatch.setattr(reproduce, "run_notebooks", draw)
     assert reproduce.main(["--profile", "ci", "--per-notebook", "--only", "02_training.ipynb"]) == 0
     plt.close(fig)
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.endswith(f"1 figure written (PNG and PDF) in {tmp_path / 'figures'}: fig10_accuracy"), last
 
 

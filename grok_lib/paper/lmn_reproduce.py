@@ -28,6 +28,7 @@ import pandas as pd
 import torch.nn.functional as F
 
 from ..errors import GrokError, require
+from ..log import get as get_logger
 from ..lmn.measure import LMNConfig
 from ..lmn.analysis import grokking_phase, late_turning_points, phase_correlations, segment_breakpoints
 from ..lmn.tasks import TASKS, LMNRunConfig, make_task_split, train_lmn_run
@@ -39,6 +40,8 @@ from ..jobs.runner import Job, Runner
 from ..store import Run
 from ..files import write_text_atomic
 from ..training.train import log_schedule
+
+LOG = get_logger(__name__)
 
 
 def settings(profile: str) -> LMNSettings:
@@ -139,7 +142,7 @@ def add_complexity(run: Run, steps: list[int], eps: float, bayes: BayesConfig, p
         write_text_atomic(complexity_path(run), pd.DataFrame(rows).to_csv(index=False))
         if progress:
             row = next(r for r in rows if r["step"] == step)
-            print(f"{run.config.task} step {step}: {row[COMPLEXITY]} B", flush=True)
+            LOG.info(f"{run.config.task} step {step}: {row[COMPLEXITY]} B")
     return pd.DataFrame(rows)
 
 
