@@ -104,7 +104,7 @@ def test_notebook_06_gets_its_figure_folder_without_changing_this_process(tmp_pa
     import papermill
 
     monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "figures"))
-    assert lmn_kernel_manager("paper") is None
+    assert lmn_kernel_manager("paper") is not None and lmn_figures_env("paper") == {}
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.environ['GROK_FIGURES'])")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "in.ipynb")
@@ -239,3 +239,11 @@ def test_an_exported_page_typesets_its_formulas_offline(tmp_path, chromium):
     assert len(typeset) == 2 and all("\\epsilon" in t for t in typeset), typeset
     assert refused == []
     page.close()
+
+
+def test_progress_bar_clocks_are_dropped_from_stream_text_and_widget_state():
+    from grok_lib.paper.pages import TQDM_CLOCK
+
+    assert TQDM_CLOCK.sub("", "tasks: 100%|##| 3/3 [00:14<00:00, 11.58s/task]") == "tasks: 100%|##| 3/3"
+    assert TQDM_CLOCK.sub("", " 3/3 [01:02:03&lt;?, ?it/s]") == " 3/3"  # as a widget's HTML value holds it
+    assert TQDM_CLOCK.sub("", "seeds [0, 1] and [12:30] stay") == "seeds [0, 1] and [12:30] stay"

@@ -225,17 +225,23 @@ def lmn_figures_folder(profile: str) -> Path:
 def lmn_kernel_manager(profile: str):
     """The kernel manager class (nbclient's kernel_manager_class) that starts notebook 06's kernel with
     lmn_figures_env(profile) over this process's environment, leaving os.environ (other kernels') alone;
-    None where that environment is empty."""
+    quiet, as every notebook's kernel of the batch reproduction (kernel_manager)."""
+    return kernel_manager(lmn_figures_env(profile))
+
+
+def kernel_manager(env: dict | None = None):
+    """A kernel manager class whose kernels log errors only (not ipykernel's warning, at every start, that a
+    local kernel talks over TCP without encryption) and start with `env` over this process's environment."""
     from jupyter_client import AsyncKernelManager
 
-    env = lmn_figures_env(profile)
-
-    class KernelManagerWithEnv(AsyncKernelManager):
+    class QuietKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
-            kw["env"] = {**kw.get("env", os.environ), **env}
+            kw["extra_arguments"] = [*kw.get("extra_arguments", []), "--IPKernelApp.log_level=ERROR"]
+            if env:
+                kw["env"] = {**kw.get("env", os.environ), **env}
             return await super().start_kernel(**kw)
 
-    return KernelManagerWithEnv if env else None
+    return QuietKernelManager
 
 
 def reproduce_lmn(out_dir: str | Path, profile: str = "ci", figures_dir: str | Path | None = None, seed: int = 0,

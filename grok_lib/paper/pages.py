@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..store import REPO_ROOT
+from ..paths import REPO_ROOT, default_root
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("01_theory.ipynb", "02_training.ipynb", "03_coarse_graining.ipynb", "04_rate_distortion.ipynb",
@@ -29,11 +29,18 @@ WIDGET_NOTE = ('<div class="grok-widget-note" style="border-left:3px solid #999;
                'not. Open <code>{}</code> in JupyterLab (<code>make lab</code>) and run it.</div>')
 
 
+# a tqdm bar's clock and rate, e.g. " [00:03<00:00, 1.52task/s]" or " [01:02<?, ?it/s]" (in stream text and in
+# a progress widget's saved state)
+TQDM_CLOCK = re.compile(r" ?\[(?:\d+:)?\d\d:\d\d(?:<|&lt;)(?:(?:\d+:)?\d\d:\d\d|\?)(?:,[^\]]*)?\]")
+
+
 def tidy_executed(path: Path) -> None:
     """Rewrite an executed notebook without what differs between two executions of an unchanged notebook:
     papermill's times (notebook and cells), nbclient's timestamps, the random id of the injected-parameters
     cell, the split of printed text into stream messages (consecutive ones joined) and the random widget model
-    ids (numbered in the order the cells reach them). What the cells print (timings, progress rates) stays."""
+    ids (numbered in the order the cells reach them) and the elapsed time and rate of progress bars
+    (`[00:03<00:00, 1.52task/s]`, TQDM_CLOCK); paths are written relative to the checkout (a run store outside
+    it as "<run store>"), so that every clone writes the same bytes. What the cells print otherwise stays."""
     import nbformat
 
     from ..files import write_text_atomic
@@ -63,7 +70,11 @@ def tidy_executed(path: Path) -> None:
         if model not in order:
             order.append(model)
             pending[:0] = re.findall(r"IPY_MODEL_(\w+)", json.dumps(state.get(model, {})))
-    text = nbformat.writes(nb)
+    text = TQDM_CLOCK.sub("", nbformat.writes(nb))
+    store = str(default_root())
+    if not store.startswith(str(REPO_ROOT)):  # a store elsewhere ($GROK_RUNS): not this machine's path
+        text = text.replace(store, "<run store>")
+    text = text.replace(str(REPO_ROOT) + "/", "")  # paths relative to the checkout, the same in every clone
     for number, model in enumerate(order, 1):
         text = text.replace(model, f"{number:032x}")
     text = nbformat.writes(nbformat.reads(text, as_version=4))  # the state's keys sorted again, by the new ids
@@ -72,20 +83,22 @@ def tidy_executed(path: Path) -> None:
 
 def export_html(executed: Path) -> Path:
     """The executed notebook as an HTML page beside it, readable without a kernel and without a network:
-    figures inline, formulas typeset by the vendored MathJax (STATIC_DIR, copied to <folder>/_static/), every
-    script local; widget views drawn from their stored state or noted as needing a kernel (`static_widgets`)."""
+    figures inline, formulas typeset by the vendored MathJax (STATIC_DIR: ../_static/ from notebooks/executed/,
+    which git tracks; elsewhere copied to <folder>/_static/), every script local; widget views drawn from
+    their stored state or noted as needing a kernel (`static_widgets`)."""
     import nbconvert
     import nbformat
 
     from ..files import write_text_atomic
 
     executed = Path(executed)
-    exporter = nbconvert.HTMLExporter(template_name="lab", mathjax_url=MATHJAX_URL)
+    beside = executed.parent.resolve() == (NOTEBOOK_DIR / "executed").resolve()  # the committed pages
+    exporter = nbconvert.HTMLExporter(template_name="lab", mathjax_url=("../" if beside else "") + MATHJAX_URL)
     exporter.raw_template = OFFLINE_TEMPLATE
     source = f"notebooks/{executed.name}" if executed.name in NOTEBOOKS else executed.name
     nb = static_widgets(nbformat.read(executed, as_version=4), source)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
-    if (executed.parent / "_static").resolve() != STATIC_DIR.resolve():
+    if not beside and (executed.parent / "_static").resolve() != STATIC_DIR.resolve():
         shutil.copytree(STATIC_DIR, executed.parent / "_static", dirs_exist_ok=True)
     target = executed.with_suffix(".html")
     write_text_atomic(target, body)

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import require, run_command
 from ..log import configure, get as get_logger
 from ..store import REPO_ROOT
-from .lmn_reproduce import lmn_kernel_manager
+from .lmn_reproduce import kernel_manager, lmn_kernel_manager
 from .pages import NOTEBOOK_DIR, NOTEBOOKS, export_html, tidy_executed  # noqa: F401  (re-exported)
 from .plots import clock_ns, figures_written, written_summary
 from .profiles import figures_dir, get_profile
@@ -82,8 +82,9 @@ def _execute(name: str, notebook: str, out_dir: Path, kernel: str, progress: boo
 
     start = time.perf_counter()
     LOG.info(f"[{name}] {notebook} ...")
-    manager = lmn_kernel_manager(name) if notebook == "06_lmn.ipynb" else None  # its figures' folder
-    extra = {"kernel_manager_class": manager} if manager else {}
+    # quiet kernels; notebook 06's with its figures' folder (lmn_figures_env)
+    manager = lmn_kernel_manager(name) if notebook == "06_lmn.ipynb" else kernel_manager()
+    extra = {"kernel_manager_class": manager}
     papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out_dir / notebook),
                                parameters={"profile": name}, kernel_name=kernel, cwd=str(NOTEBOOK_DIR),
                                progress_bar=progress, log_output=False, request_save_on_cell_execute=True,
