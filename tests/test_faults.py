@@ -506,3 +506,19 @@ def test_hostile_config_files_are_listed_as_unreadable_and_hide_no_other_run(tmp
     lines = capsys.readouterr().out.splitlines()
     assert sum("unreadable: config:" in line for line in lines) == 3
     assert any(line.startswith("add-ours") and "epoch" in line for line in lines)  # the good run still listed
+
+
+def test_a_model_on_the_meta_device_or_labels_out_of_range_name_the_culprit():
+    import torch.nn.functional as F
+
+    from grok_lib.complexity import measure_complexity
+
+    x = torch.randn(32, 8)
+    y = (x[:, 0] > 0).long()
+    with torch.device("meta"):
+        meta = torch.nn.Linear(8, 2)
+    with pytest.raises(GrokError, match="module: has parameters on the meta device"):
+        measure_complexity(meta, F.cross_entropy, (x, y), eps=0.1, search="edge")
+    for bad in (y + 5, y - 3):  # class labels outside the two outputs
+        with pytest.raises(GrokError, match=r"train_data: loss_fn\(module\(x\), y\) fails .*out of bounds"):
+            measure_complexity(torch.nn.Linear(8, 2), F.cross_entropy, (x, bad), eps=0.1, search="edge")

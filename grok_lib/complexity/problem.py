@@ -35,7 +35,7 @@ from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
 from .coders import CODERS, coded_sizes, compressor as _compressor, timed_call as _timed_call
 from .distortion import LossMeter, check_data, check_eps, within_bound
 from .results import ComplexityResult, Evaluation, point_key
-from ..errors import require
+from ..errors import GrokError, require
 
 __all__ = ["OBJECTIVES", "ComplexityProblem", "ComplexityResult", "Evaluation", "check_eps"]
 
@@ -67,6 +67,8 @@ class ComplexityProblem:
                 f"must be a positive integer or None, got {threads!r}")
         params = described_tensors(module)
         require(len(params) > 0, "module", "has no parameters to coarse-grain")
+        require(not any(p.is_meta for p in params.values()), "module",
+                "has parameters on the meta device (shapes without values); load or initialise its weights first")
         self.dtypes = {name: p.dtype for name, p in params.items()}
         self.module, self.loss_fn = module, loss_fn
         self.device = next(iter(params.values())).device
@@ -89,7 +91,12 @@ class ComplexityProblem:
         self.n_params = sum(p.numel() for p in params.values())
         self.penalty = 4 * self.n_params  # raw float32 bytes: the objective of an infeasible point
         with self.limited_threads(), self.timed("loss"):
-            loss, acc, _ = self.loss_and_accuracy({k: v.detach() for k, v in params.items()}, self.train)
+            try:
+                loss, acc, _ = self.loss_and_accuracy({k: v.detach() for k, v in params.items()}, self.train)
+            except (IndexError, RuntimeError, ValueError) as err:  # before any coarse-graining: the inputs' fault
+                raise GrokError("train_data", f"loss_fn(module(x), y) fails on the unmodified network "
+                                f"({str(err).splitlines()[0]}); check the inputs' shape and the targets (class "
+                                "labels within the outputs' range) against the module and loss_fn") from None
         require(math.isfinite(loss), "loss_fn", "the loss of the unmodified network is NaN or inf; it must be finite")
         self.reference_loss, self.reference_acc = loss, acc
         self.scales, self.allocation_evaluations = None, 0  # per parameter, a multiplier of Delta
