@@ -522,3 +522,15 @@ def test_a_model_on_the_meta_device_or_labels_out_of_range_name_the_culprit():
     for bad in (y + 5, y - 3):  # class labels outside the two outputs
         with pytest.raises(GrokError, match=r"train_data: loss_fn\(module\(x\), y\) fails .*out of bounds"):
             measure_complexity(torch.nn.Linear(8, 2), F.cross_entropy, (x, bad), eps=0.1, search="edge")
+
+
+def test_a_figures_folder_that_is_a_file_is_named_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from grok_lib.paper import reproduce
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "afile"))
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(reproduce, "precompute", lambda *a, **k: pytest.fail("ran before the check"))
+    assert reproduce.main(["--profile", "ci", "--only", "02_training.ipynb"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: GROK_FIGURES: {tmp_path / 'afile'} is a file; it must be a folder"
+    assert not (tmp_path / "runs").exists()

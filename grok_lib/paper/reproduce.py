@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import require, run_command
+from ..errors import GrokError, require, run_command
 from ..log import configure, get as get_logger
 from ..store import REPO_ROOT
 from .lmn_reproduce import kernel_manager, lmn_kernel_manager
@@ -39,6 +39,17 @@ KERNEL = "python3"
 LOG = get_logger(__name__)
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 REFERENCES = NOTEBOOK_DIR / "nbval_references.json"
+def writable_folder(path: Path, name: str) -> None:
+    """A folder the reproduction writes to, made if missing; a file in its place or one it cannot write is
+    refused naming `name` (the environment variable or folder a user sets), before anything runs."""
+    require(not path.exists() or path.is_dir(), name, f"{path} is a file; it must be a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GrokError(name, f"cannot make {path} ({err.strerror or err})") from None
+    require(os.access(path, os.W_OK | os.X_OK), name, f"{path} is not writable")
+
+
 def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NOTEBOOK_DIR / "executed",
                   kernel: str = KERNEL, progress: bool = True, lanes: int = 1) -> list[Path]:
     """Execute `notebooks` at `profile` into out_dir; return the executed paths (in NOTEBOOKS order).
@@ -193,6 +204,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         os.environ.setdefault("GROK_FIGURES", str(REPO_ROOT / "figures"))  # as run_notebooks sets it
         base = figures_dir(None)
+        writable_folder(base, "GROK_FIGURES")
+        writable_folder(NOTEBOOK_DIR / "executed", "notebooks")
         since = clock_ns(base)
         require(not unknown, "only", f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
         if not get_profile(args.profile).with_lmn and not args.only:  # a bad --profile is refused here
