@@ -102,6 +102,8 @@ CASES = [
     ("reproduce: unknown notebook", ["-m", "grok_lib.paper.reproduce", "--profile", "ci", "--only", "x.ipynb"], "only"),
     ("reproduce: GROK_PROFILE unknown", ["-m", "grok_lib.paper.reproduce", "--profile", "auto"], "GROK_PROFILE",
      {"GROK_PROFILE": "huge"}),
+    ("reproduce: GROK_FIGURES a file", ["-m", "grok_lib.paper.reproduce", "--profile", "ci", "--only", "02_training.ipynb"],
+     "GROK_FIGURES", {"GROK_FIGURES": "{scratch}/a_file"}),
 ]
 
 
