@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import html as html_lib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -84,7 +85,8 @@ def tidy_executed(path: Path) -> None:
 def export_html(executed: Path) -> Path:
     """The executed notebook as an HTML page beside it, readable without a kernel and without a network:
     figures inline, formulas typeset by the vendored MathJax (STATIC_DIR: ../_static/ from notebooks/executed/,
-    which git tracks; elsewhere copied to <folder>/_static/), every script local; widget views drawn from
+    ../../_static/ from notebooks/executed/<profile>/, which git tracks; elsewhere copied to <folder>/_static/),
+    every script local; widget views drawn from
     their stored state or noted as needing a kernel (`static_widgets`)."""
     import nbconvert
     import nbformat
@@ -92,8 +94,10 @@ def export_html(executed: Path) -> Path:
     from ..files import write_text_atomic
 
     executed = Path(executed)
-    beside = executed.parent.resolve() == (NOTEBOOK_DIR / "executed").resolve()  # the committed pages
-    exporter = nbconvert.HTMLExporter(template_name="lab", mathjax_url=("../" if beside else "") + MATHJAX_URL)
+    folder = executed.parent.resolve()
+    beside = folder.is_relative_to(NOTEBOOK_DIR.resolve())  # the committed pages: notebooks/executed[/profile]
+    up = Path(os.path.relpath(NOTEBOOK_DIR.resolve(), folder)).as_posix() + "/" if beside else ""
+    exporter = nbconvert.HTMLExporter(template_name="lab", mathjax_url=up + MATHJAX_URL)
     exporter.raw_template = OFFLINE_TEMPLATE
     source = f"notebooks/{executed.name}" if executed.name in NOTEBOOKS else executed.name
     nb = static_widgets(nbformat.read(executed, as_version=4), source)

@@ -29,7 +29,7 @@ from ..store import REPO_ROOT
 from .lmn_reproduce import kernel_manager, lmn_kernel_manager
 from .pages import NOTEBOOK_DIR, NOTEBOOKS, export_html, tidy_executed  # noqa: F401  (re-exported)
 from .plots import clock_ns, figures_written, written_summary
-from .profiles import figures_dir, get_profile
+from .profiles import FIGURE_SUBFOLDERS, figures_dir, get_profile
 
 # Notebooks that may run at the same time: each lane runs in order, the lanes side by side. 01, 03 and 04
 # cache slider points in a run directory (at ci all three on one run), so they share a lane.
@@ -50,7 +50,13 @@ def writable_folder(path: Path, name: str) -> None:
     require(os.access(path, os.W_OK | os.X_OK), name, f"{path} is not writable")
 
 
-def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NOTEBOOK_DIR / "executed",
+def executed_dir(profile: str) -> Path:
+    """Where the batch reproduction writes a profile's executed notebooks: notebooks/executed/ for the cpu
+    profile (make reproduce's, committed), notebooks/executed/<profile>/ for the others (as their figures)."""
+    return NOTEBOOK_DIR / "executed" / (profile if profile in FIGURE_SUBFOLDERS else "")
+
+
+def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path | None = None,
                   kernel: str = KERNEL, progress: bool = True, lanes: int = 1) -> list[Path]:
     """Execute `notebooks` at `profile` into out_dir; return the executed paths (in NOTEBOOKS order).
 
@@ -63,7 +69,7 @@ def run_notebooks(profile: str = "auto", notebooks=NOTEBOOKS, out_dir: Path = NO
     name = get_profile(profile).name
     os.environ["GROK_PROFILE"] = name
     os.environ.setdefault("GROK_FIGURES", str(REPO_ROOT / "figures"))  # only the batch run writes figures/
-    out_dir = Path(out_dir)
+    out_dir = executed_dir(name) if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = [n for n in NOTEBOOKS if n in notebooks]
     if lanes == 1:
@@ -205,7 +211,7 @@ def main(argv=None) -> int:
         os.environ.setdefault("GROK_FIGURES", str(REPO_ROOT / "figures"))  # as run_notebooks sets it
         base = figures_dir(None)
         writable_folder(base, "GROK_FIGURES")
-        writable_folder(NOTEBOOK_DIR / "executed", "notebooks")
+        writable_folder(executed_dir(get_profile(args.profile).name), "notebooks")
         since = clock_ns(base)
         require(not unknown, "only", f"unknown notebook(s) {unknown}; allowed: {', '.join(NOTEBOOKS)}")
         if not get_profile(args.profile).with_lmn and not args.only:  # a bad --profile is refused here
