@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p_train)
     p_train.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_train.add_argument("--tensorboard", type=Path, metavar="DIR", help="also write the logged metrics and the "
+                         "complexity of every logged checkpoint (measured in a worker process) as TensorBoard "
+                         "events to DIR/<run name>/: tensorboard --logdir DIR (needs the tensorboard package)")
 
     p_demo = sub.add_parser("demo", help=COMMANDS["demo"],
                             description="Train the CPU demo run " + ", ".join(f"{k}={v}" for k, v in DEMO.items())
@@ -246,7 +249,13 @@ def main(argv=None) -> int:
         if args.command == "train":
             from .training.train import grokking_epochs, train
 
-            run = train(_config_from(args), store, device=args.device, progress=not args.quiet)
+            if args.tensorboard is None:
+                run = train(_config_from(args), store, device=args.device, progress=not args.quiet)
+            else:
+                from .monitor.board import train_with_board
+
+                run = train_with_board(_config_from(args), store, args.tensorboard, device=args.device,
+                                       progress=not args.quiet)
             metrics = run.metrics()
             last = metrics.iloc[-1]
             print(f"{run.path}: epoch {int(last.epoch)}, train acc {last.train_acc:.3f}, "

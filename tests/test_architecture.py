@@ -1,4 +1,4 @@
-"""The package's shape: imports go one way (base <- training <- complexity <- lmn <- paper <- cli), the
+"""The package's shape: imports go one way (base <- training <- complexity <- lmn <- monitor <- paper <- cli), the
 complexity core measures any nn.Module without knowing how it was trained, and modules stay short."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "grok_lib"
 # a module may import only from its own layer or a layer to its left
-LAYERS = ["base", "training", "complexity", "lmn", "paper", "cli"]
+LAYERS = ["base", "training", "complexity", "lmn", "monitor", "paper", "cli"]
 BASE = {"errors", "files", "log", "paths", "store", "jobs"}
 # the complexity core: measures any module, so it imports nothing from training/
 CORE = {"coarse", "coders", "distortion", "problem", "results", "search", "quantization", "surrogate", "bounds",

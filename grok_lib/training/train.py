@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import pandas as pd
@@ -167,7 +168,7 @@ def restore_state(run: Run, model, optimizer, generators) -> None:
 
 def train(config: RunConfig, store: RunStore | None = None, device: str | None = None,
           progress: bool = True, stop_after: int | None = None, lock_wait: float = math.inf,
-          extend: bool = True) -> Run:
+          extend: bool = True, on_log: Callable | None = None) -> Run:
     """Train `config` into the store, resuming from its last logged epoch; a finished run is reused.
 
     The run's "train" lock is held throughout (another process training the same config is waited for, up
@@ -175,6 +176,8 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
     are dropped. A new run whose config is stored with fewer epochs (ending on one of this run's logged
     epochs) continues from that run (extend=True; `shorter_twin`), bit for bit the same as training afresh.
     `stop_after` ends the session after that epoch, as an interruption would (used by tests).
+    `on_log(epoch, row, model)` is called at every epoch logged in this session, once its row, checkpoint and
+    resume state are written (grok_lib.monitor.board: TensorBoard and complexity while training).
     """
     device = pick_device(device)  # a bad device is refused first, even for a finished run
     store = store or RunStore()
@@ -185,7 +188,7 @@ def train(config: RunConfig, store: RunStore | None = None, device: str | None =
         run.save_config()
         if extend and run.resume_epoch() == 0 and (twin := shorter_twin(config, store)) is not None:
             start_from(run, twin)
-        return resume_training(run, device, progress, stop_after)
+        return resume_training(run, device, progress, stop_after, on_log)
 
 
 def shorter_twin(config: RunConfig, store: RunStore) -> Run | None:
@@ -214,7 +217,7 @@ def start_from(run: Run, twin: Run) -> None:
 
 
 def resume_training(run: Run, device: str | None = None, progress: bool = True,
-                    stop_after: int | None = None) -> Run:
+                    stop_after: int | None = None, on_log: Callable | None = None) -> Run:
     """The body of `train`, for a caller that holds the run's "train" lock."""
     config = run.config
     if run.is_complete:  # finished by whoever held the lock before us
@@ -246,6 +249,8 @@ def resume_training(run: Run, device: str | None = None, progress: bool = True,
             run.save_weights(epoch, {k: v for k, v in model.state_dict().items()})
             run.write_metrics(pd.DataFrame(rows))
             run.save_resume(epoch, state_tensors(model, optimizer, generators))  # last: marks progress
+            if on_log is not None:
+                on_log(epoch, row, model)
     bar.close()
     return run
 
