@@ -111,7 +111,8 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
     ax.set_ylabel(f"complexity (kB, {VARIANT_LABELS[variant]}, ε = {eps:g})", fontsize=8)
     ax.set_ylim(bottom=0)
     _legend_below(fig, [ax])
-    _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing", rows, profile)
+    _title(fig, "Fig. 1 — complexity rises while memorizing and falls while generalizing",
+           rows[rows.regime.isin(["none", "ours"])], profile)
     return fig
 
 
