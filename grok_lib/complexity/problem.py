@@ -93,6 +93,8 @@ class ComplexityProblem:
         with self.limited_threads(), self.timed("loss"):
             try:
                 loss, acc, _ = self.loss_and_accuracy({k: v.detach() for k, v in params.items()}, self.train)
+            except GrokError:
+                raise  # already names its culprit (e.g. loss_fn for a negative loss)
             except (IndexError, RuntimeError, ValueError) as err:  # before any coarse-graining: the inputs' fault
                 raise GrokError("train_data", f"loss_fn(module(x), y) fails on the unmodified network "
                                 f"({str(err).splitlines()[0]}); check the inputs' shape and the targets (class "
