@@ -91,11 +91,11 @@ def fresh(init: str, **fields) -> Transformer:
 def test_the_authors_init_is_flax_default_embeddings_lecun_kernels_and_zero_biases():
     model = fresh("authors")
     d = model.cfg.d_model
-    for table in (model.embed.weight, model.pos.weight):  # nn.Embed: N(0, 1 / features)
+    for table in (model.embed.weight.detach(), model.pos.weight.detach()):  # nn.Embed: N(0, 1 / features)
         assert abs(float(table.std()) - d ** -0.5) < 0.1 * d ** -0.5 and abs(float(table.mean())) < 0.01
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear):  # LeCun normal, truncated at 2 std: variance 1 / fan_in
-            w = module.weight
+            w = module.weight.detach()
             assert abs(float(w.var()) - 1 / module.in_features) < 0.05 / module.in_features, name
             assert float(w.abs().max()) <= 2 * module.in_features ** -0.5 / 0.87962566103423978 + 1e-6, name
             assert torch.count_nonzero(module.bias) == 0, name
