@@ -26,6 +26,7 @@ from ..complexity.bounds import generalization_bound
 from ..complexity.search import measure_complexity
 from ..training.model import MLP
 from ..training.regularizers import spectral_summary, weight_matrices
+from ..training.train import l2_norm
 from ..lmn.measure import LMNConfig, NetworkSplit, lmn_samples, measure_lmn, mlp_split
 
 _WORKER: dict = {}  # this process's model, loss, data and options, set once by init_worker
@@ -100,7 +101,7 @@ def model_stats(model, loss_fn, train, test) -> dict[str, float]:
     finally:
         model.train(was_training)
     params = {name: p.detach() for name, p in model.named_parameters()}
-    row["l2_norm"] = float(torch.sqrt(sum((p.float() ** 2).sum() for p in params.values())))
+    row["l2_norm"] = l2_norm(params)
     if weight_matrices(params):
         summary = spectral_summary(params)
         row.update({k: summary[k] for k in ("spectral_entropy", "effective_rank", "effective_rank_mean")})
