@@ -8,7 +8,7 @@ from torch import nn
 
 from grok_lib.errors import GrokError
 from grok_lib.lmn.measure import (LMNConfig, NetworkSplit, linear_connectivity, linear_mapping_number, mapping_entropy,
-                          measure_lmn, mlp_lmn, mlp_split)
+                                  measure_lmn, mlp_lmn, mlp_split, network_split, sequential_split)
 from grok_lib.lmn.tasks import LMNRunConfig, make_task_split, permutation_table, task_data, train_lmn_run
 from grok_lib.training.model import MLP, MLPConfig
 
@@ -70,6 +70,44 @@ def test_split_after_the_affine_layer_matches_interpolating_activations():
         hidden = torch.nn.functional.silu(model.layers[0](model.features(x)))
     naive = NetworkSplit(hidden, lambda h: model.layers[2](torch.nn.functional.silu(model.layers[1](h))))
     assert torch.allclose(linear_connectivity(naive), linear_connectivity(mlp_split(model, x)), atol=1e-4)
+
+
+def as_sequential(model: MLP) -> nn.Sequential:
+    """The MLP after its embedding, as an nn.Sequential of the same Linear modules with SiLU between them."""
+    modules = []
+    for linear in model.layers[:-1]:
+        modules += [linear, nn.SiLU()]
+    return nn.Sequential(*modules, model.layers[-1])
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_a_sequential_is_split_where_the_same_mlp_is(layer):
+    # one rule for both: after `layer` hidden layers, the next Linear carried to the cut
+    torch.manual_seed(0)
+    model = MLP(SMALL)
+    x = random_inputs(30)
+    with torch.no_grad():
+        features = model.features(x)
+    ours = sequential_split(as_sequential(model), features, layer)
+    theirs = mlp_split(model, x, layer)
+    assert torch.equal(ours.hidden, theirs.hidden)
+    assert torch.allclose(linear_connectivity(ours), linear_connectivity(theirs), atol=1e-6)
+    config = LMNConfig(layer=layer)
+    assert mlp_lmn(as_sequential(model), features, config).lmn == pytest.approx(mlp_lmn(model, x, config).lmn,
+                                                                                 rel=1e-6)
+
+
+@pytest.mark.parametrize("model, inputs, field", [
+    (nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(12, 3)), torch.randn(4, 1, 8), "model"),
+    (nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)), torch.randn(4, 8), "model"),
+    (nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3)), torch.randn(4, 8), "layer"),  # layer 2 of 0..1
+    (nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3)), torch.ones(4, 8, dtype=torch.long), "inputs"),
+    (nn.GRU(8, 4), torch.randn(4, 8), "model"),
+])
+def test_a_network_lmn_cannot_split_is_refused_by_name(model, inputs, field):
+    with pytest.raises(GrokError) as info:
+        network_split(model, inputs, 2 if field == "layer" else 0)
+    assert info.value.field == field
 
 
 def test_lmn_is_invariant_to_sample_order():

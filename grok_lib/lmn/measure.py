@@ -94,6 +94,42 @@ def mlp_split(model: MLP, inputs: torch.Tensor, layer: int = 1) -> NetworkSplit:
     return NetworkSplit(hidden=z, head=head)
 
 
+def sequential_split(model: torch.nn.Sequential, inputs: torch.Tensor, layer: int = 1) -> NetworkSplit:
+    """Split an nn.Sequential of nn.Linear layers and parameter-free modules (activations, Flatten, Dropout)
+    after `layer` hidden layers, as `mlp_split` splits a grok_lib MLP: hidden layer k ends where the
+    (k+1)-th Linear begins, and that Linear, affine, is carried to the cut (the split stores its outputs;
+    the head is the modules after it). Layer 0 is the inputs (the cut at the first Linear's outputs).
+    `inputs` are floating-point rows (N, ...) that reach the cut as a matrix (N, d1)."""
+    layers = list(model)
+    linear = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Linear)]
+    plain = all(isinstance(m, torch.nn.Linear) or not any(True for _ in m.parameters()) for m in layers)
+    if not plain or not linear:
+        raise GrokError("model", "LMN splits an nn.Sequential only of nn.Linear layers and parameter-free "
+                        "modules (activations, Flatten, Dropout)")
+    if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < len(linear)):
+        raise GrokError("layer", f"this network has hidden layers 1..{len(linear) - 1} (0 = its inputs); "
+                        f"got {layer!r}")
+    require(inputs.is_floating_point() and not inputs.is_complex(), "inputs",
+            f"an nn.Sequential's LMN needs real floating-point inputs, got {inputs.dtype}")
+    cut = linear[layer] + 1
+    with torch.no_grad():
+        hidden = torch.nn.Sequential(*layers[:cut])(inputs)
+    require(hidden.ndim == 2, "model", f"the activations at the cut must be a matrix (N, d1), got shape "
+            f"{tuple(hidden.shape)}")
+    return NetworkSplit(hidden=hidden, head=torch.nn.Sequential(*layers[cut:]))
+
+
+def network_split(model: torch.nn.Module, inputs: torch.Tensor, layer: int = 1) -> NetworkSplit:
+    """`mlp_split` for a grok_lib MLP, `sequential_split` for an nn.Sequential; a GrokError for any other
+    network (or one these refuse)."""
+    if isinstance(model, MLP):
+        return mlp_split(model, inputs, layer)
+    if isinstance(model, torch.nn.Sequential):
+        return sequential_split(model, inputs, layer)
+    raise GrokError("model", f"LMN splits a grok_lib MLP or an nn.Sequential of nn.Linear layers, not a "
+                    f"{type(model).__name__}")
+
+
 def lmn_samples(inputs: torch.Tensor, n_samples: int, seed: int = 0) -> torch.Tensor:
     """A seeded subset of `n_samples` rows of `inputs` (all of them, in seeded order, if fewer exist)."""
     require(isinstance(n_samples, int) and n_samples >= 2, "n_samples",
@@ -185,12 +221,13 @@ def measure_lmn(split: NetworkSplit, config: LMNConfig = LMNConfig()) -> LMNResu
     return LMNResult(lmn=lmn, entropy_bits=math.log2(lmn), n_samples=L.shape[0])
 
 
-def mlp_lmn(model: MLP, inputs: torch.Tensor, config: LMNConfig = LMNConfig()) -> LMNResult:
-    """LMN of a grok_lib MLP on `inputs` (N, n_inputs), split after `config.layer` hidden layers."""
+def mlp_lmn(model: torch.nn.Module, inputs: torch.Tensor, config: LMNConfig = LMNConfig()) -> LMNResult:
+    """LMN of a grok_lib MLP on `inputs` (N, n_inputs), or of an nn.Sequential of nn.Linear layers on its
+    inputs (network_split), split after `config.layer` hidden layers, in eval mode."""
     require(len(inputs) >= 2, "n_samples", f"LMN needs at least 2 samples to form a pair, got {len(inputs)}")
     was_training = model.training
     model.eval()
     try:
-        return measure_lmn(mlp_split(model, inputs, config.layer), config)
+        return measure_lmn(network_split(model, inputs, config.layer), config)
     finally:
         model.train(was_training)

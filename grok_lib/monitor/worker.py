@@ -27,7 +27,8 @@ from ..complexity.search import measure_complexity
 from ..training.model import MLP
 from ..training.regularizers import spectral_summary, weight_matrices
 from ..training.train import l2_norm
-from ..lmn.measure import LMNConfig, NetworkSplit, lmn_samples, measure_lmn, mlp_split
+from ..errors import GrokError
+from ..lmn.measure import LMNConfig, lmn_samples, mlp_lmn, network_split
 
 _WORKER: dict = {}  # this process's model, loss, data and options, set once by init_worker
 
@@ -47,8 +48,10 @@ def init_worker(setup: dict, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER.clear()
     _WORKER.update(setup)
-    if setup["lmn_samples"] and lmn_split(setup["model"], setup["train"][0][:2]) is not None:
+    config = lmn_config(setup["model"], setup["train"][0]) if setup["lmn_samples"] else None
+    if config is not None:
         _WORKER["lmn_inputs"] = lmn_samples(setup["train"][0], setup["lmn_samples"])
+        _WORKER["lmn_config"] = config
 
 
 def measure_snapshot(step: int, payload: bytes) -> dict:
@@ -71,7 +74,7 @@ def measure_snapshot(step: int, payload: bytes) -> dict:
     if _WORKER["model_stats"]:
         row.update(model_stats(model, _WORKER["loss_fn"], train, test))
     if "lmn_inputs" in _WORKER:
-        row["lmn"] = mlp_lmn(model, _WORKER["lmn_inputs"])
+        row["lmn"] = mlp_lmn(model, _WORKER["lmn_inputs"], _WORKER["lmn_config"]).lmn
     row["measure_s"] = time.perf_counter() - start
     return row
 
@@ -108,33 +111,17 @@ def model_stats(model, loss_fn, train, test) -> dict[str, float]:
     return row
 
 
-def lmn_split(model: torch.nn.Module, inputs: torch.Tensor) -> NetworkSplit | None:
-    """The LMN paper's cut after the first hidden layer, for a grok_lib MLP or an nn.Sequential whose modules
-    are nn.Linear layers and parameter-free ones (activations, Flatten): activations before the first
-    Linear's nonlinearity (the interpolation commutes with it, as in grok_lib.lmn.measure.mlp_split) and the
-    rest as the head. None for any other network, or one with fewer than two Linear layers."""
-    if isinstance(model, MLP):
-        return mlp_split(model, inputs, 1) if len(model.layers) >= 2 else None
-    if not isinstance(model, torch.nn.Sequential) or inputs.is_complex() or not inputs.is_floating_point():
+def lmn_config(model: torch.nn.Module, inputs: torch.Tensor) -> LMNConfig | None:
+    """Where the monitor cuts a network for LMN (grok_lib.lmn.measure.network_split, the paper's other
+    settings): a grok_lib MLP after its first hidden layer (the paper's cut, layer 1); an nn.Sequential of
+    nn.Linear layers and parameter-free modules at its inputs (layer 0: the first Linear's outputs), which
+    for one hidden layer, the common case, is the only cut whose head is not affine (LMN = 1). None for
+    any other network, an MLP of one layer, a Sequential of fewer than two Linear layers, or one input."""
+    layer = 1 if isinstance(model, MLP) else 0
+    if len(inputs) < 2 or layer == 0 and sum(isinstance(m, torch.nn.Linear) for m in model.modules()) < 2:
         return None
-    layers = list(model)
-    linear = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Linear)]
-    plain = all(isinstance(m, torch.nn.Linear) or not any(True for _ in m.parameters()) for m in layers)
-    if not plain or len(linear) < 2:
-        return None
-    cut = linear[0] + 1
-    with torch.no_grad():
-        hidden = torch.nn.Sequential(*layers[:cut])(inputs)
-    if hidden.ndim != 2:
-        return None
-    return NetworkSplit(hidden=hidden, head=torch.nn.Sequential(*layers[cut:]))
-
-
-def mlp_lmn(model: torch.nn.Module, inputs: torch.Tensor) -> float:
-    """LMN (the paper's settings) on the fixed sample `inputs`, in eval mode."""
-    was_training = model.training
-    model.eval()
     try:
-        return measure_lmn(lmn_split(model, inputs), LMNConfig()).lmn
-    finally:
-        model.train(was_training)
+        network_split(model, inputs[:2], layer)
+    except GrokError:
+        return None
+    return LMNConfig(layer=layer)
