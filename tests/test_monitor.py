@@ -10,14 +10,17 @@ Chromium or playwright the browser test is skipped, as in tests/test_browser.py.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -270,12 +273,66 @@ def test_tensorboard_shows_the_complexity_chart_in_chromium(monitored, tmp_path)
         log.close()
 
 
-def test_the_wandb_sink_writes_offline(tmp_path, monkeypatch):
-    pytest.importorskip("wandb", reason="wandb is not installed (an optional extra: pip install wandb)")
-    from grok_lib.monitor import WandbSink
+def wandb_history(run_file: Path) -> list[dict]:
+    """The history rows (wandb.log calls) of a wandb run's transaction log, read from the file alone: after
+    a 7-byte header (":W&B", 0xBEE1, version 0) it is LevelDB's log format (32 KiB blocks of chunks, each
+    CRC-32, length, kind = full / first / middle / last), and each record a wandb_internal_pb2.Record."""
+    from wandb.proto import wandb_internal_pb2
 
+    data = run_file.read_bytes()
+    assert struct.unpack("<4sHB", data[:7]) == (b":W&B", 0xBEE1, 0), "not a wandb transaction log"
+    rows, record, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a chunk header is zero padding
+            pos += block - pos % block
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk = data[pos + 7:pos + 7 + length]
+        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, f"corrupt chunk at byte {pos}"
+        pos, record = pos + 7 + length, record + chunk
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            parsed = wandb_internal_pb2.Record.FromString(record)
+            record = b""
+            if parsed.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in parsed.history.item})
+    return rows
+
+
+def test_the_offline_wandb_run_holds_what_the_csv_holds(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb is not installed (an optional extra: pip install wandb)")
+    home = tmp_path / "wandb-home"  # wandb's settings, cache and data: nothing written outside tmp_path
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(name, str(home))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    sink = WandbSink(project="grok-monitor-test", dir=tmp_path)
-    sink.write({"step": 1, "paper_bytes": 250.0, "lmn": 2.5, "ranks": "{}"})
-    sink.close()
-    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    monkeypatch.setenv("WANDB_CONSOLE", "off")  # pytest's capture of stdout stays as it is
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    train, test = classifier_data()
+    model = mlp()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    with ComplexityMonitor(model, F.cross_entropy, train, test_data=test, schedule=4, csv=tmp_path / "c.csv",
+                           wandb="grok-monitor-test", nice=0) as monitor:
+        (sink,) = [s for s in monitor.sinks if type(s).__name__ == "WandbSink"]
+        assert sink.run.settings.mode == "offline"
+        for step in range(12):
+            optimizer.zero_grad()
+            F.cross_entropy(model(train[0]), train[1]).backward()
+            optimizer.step()
+            monitor.step(step)
+    assert not monitor.failures
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    history = {row["step"]: row for row in wandb_history(run_file)}
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert sorted(history) == list(table.step) == [0, 4, 8]
+    compared = set()
+    for row in table.to_dict("records"):
+        logged = history[row["step"]]
+        wanted = {tag(c): v for c, v in row.items() if c not in ("step", "wall_s", "eps")
+                  and isinstance(v, float) and math.isfinite(v)}
+        assert set(logged) - {"step", "_step", "_runtime", "_timestamp"} == set(wanted), row["step"]
+        assert [logged[t] for t in wanted] == pytest.approx(list(wanted.values()), rel=1e-12, abs=1e-300)
+        compared |= set(wanted)
+    assert {"complexity/paper_bytes", "complexity/entropy_bytes", "bound/paper", "lmn/lmn", "train/loss",
+            "weights/l2_norm", "monitor/lag_s"} <= compared
