@@ -16,11 +16,16 @@ compared with the unrounded network's, h_g = 2 dL_g / (n_g e2_g). The multiplier
 size-weighted geometric mean of 1 (Delta keeps its meaning on average) and clipped to SCALE_RANGE; a
 group whose rounding never raises the loss gets the largest multiplier. The search then meets the bound
 with the true loss of the whole coarse-grained network, so a poor allocation costs bytes, never validity.
+
+What the probes need of a ComplexityProblem (which calls sensitivity_scales(grainer, loss_rise(self)) once it
+has measured the unrounded loss) is the typed interface `Probed`; this module never imports problem.py.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -42,10 +47,25 @@ def check_allocation(allocation: str) -> None:
             f"unknown Delta allocation {allocation!r}; allowed: {', '.join(ALLOCATIONS)}")
 
 
-def loss_rise(problem):
-    """rise_of(name, rounded) for a ComplexityProblem: the loss rise on PROBE_EXAMPLES training examples
-    (distortion.train_subset) when parameter `name` alone is replaced by `rounded` (the others at their
-    float32 values)."""
+@runtime_checkable
+class Probed(Protocol):
+    """What `loss_rise` reads of a network's search problem (a ComplexityProblem is one), and nothing else."""
+
+    grainer: CoarseGrainer  # its float32 arrays, by parameter name
+    train: tuple[torch.Tensor, torch.Tensor]  # the full training set, on `device`
+    device: torch.device
+    dtypes: dict[str, torch.dtype]  # each parameter's own dtype
+
+    def loss_and_accuracy(self, weights: dict[str, torch.Tensor], data, limit: float = math.inf,
+                          on_continue=None) -> tuple[float, float, bool]: ...
+
+
+RiseOf = Callable[[str, np.ndarray], float]  # (parameter name, its rounded array) -> the loss rise
+
+
+def loss_rise(problem: Probed) -> RiseOf:
+    """rise_of(name, rounded): the loss rise on PROBE_EXAMPLES training examples (distortion.train_subset)
+    when parameter `name` alone is replaced by `rounded` (the others at their float32 values)."""
     subset = train_subset(problem.train, PROBE_EXAMPLES)
 
     def on_device(name, array):
@@ -57,7 +77,7 @@ def loss_rise(problem):
                                   - reference)
 
 
-def sensitivity_scales(grainer: CoarseGrainer, rise_of) -> tuple[tuple[float, ...], int]:
+def sensitivity_scales(grainer: CoarseGrainer, rise_of: RiseOf) -> tuple[tuple[float, ...], int]:
     """(per parameter of grainer.names, its multiplier a_g; the number of loss evaluations spent).
 
     rise_of(name, rounded): the loss increase, over the unrounded network, of the network with parameter

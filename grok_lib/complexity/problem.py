@@ -20,19 +20,18 @@ the paper's one global Delta is "global"). Measured costs: benchmarks/RESULTS.md
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections import defaultdict
-from concurrent.futures import Future
 from contextlib import contextmanager
 
 import torch
 from threadpoolctl import threadpool_limits
 
 from .allocation import check_allocation, loss_rise, sensitivity_scales
+from .background import Background, Started
 from .coarse import CoarseGrained, CoarseGrainer, check_delta, check_tau
-from .coders import CODERS, coded_sizes, compressor as _compressor, timed_call as _timed_call
+from .coders import CODERS, coded_sizes
 from .distortion import LossMeter, check_data, check_eps, within_bound
 from .results import ComplexityResult, Evaluation, point_key
 from ..errors import GrokError, require
@@ -79,13 +78,11 @@ class ComplexityProblem:
         self.test = None if test_data is None else tuple(t.to(self.device) for t in check_data(test_data, "test_data"))
         self.one_sided, self.objective = one_sided, objective
         self.meter = LossMeter(module, loss_fn, chunk_size, early_exit)
-        require(compress_threads is None or (isinstance(compress_threads, int) and compress_threads >= 1),
-                "compress_threads", f"must be a positive integer or None, got {compress_threads!r}")
-        self.threads, self.background = threads, background
-        self.compress_threads = compress_threads or os.cpu_count() or 1
-        self.pending: dict[tuple, Future] = {}  # background compressions of points still being evaluated
+        self.threads = threads
+        self.pending: dict[tuple, Started] = {}  # background compressions of points still being evaluated
         # seconds: svd, coarse_grain, loss, compress (waiting for it), compress_background, optimizer
         self.timings: dict[str, float] = defaultdict(float)
+        self.background = Background(compress_threads, background, self.timings)  # validates compress_threads
         with self.limited_threads(), self.timed("svd"):
             self.grainer = CoarseGrainer(params, split)  # validates: no NaN/inf weights
         self.n_params = sum(p.numel() for p in params.values())
@@ -239,9 +236,21 @@ class ComplexityProblem:
         return CODERS[self.objective].search_size(cg)
 
     def prefetch_size(self, key: tuple, cg: CoarseGrained) -> None:
-        """Start compressing a point on the background thread while its loss is still being evaluated."""
-        if self.background and key not in self.sizes and key not in self.pending:
-            self.pending[key] = _compressor(self.compress_threads).submit(_timed_call, self.objective_size, cg)
+        """Start compressing a point in the background while its loss is still being evaluated."""
+        if self.background.enabled and key not in self.sizes and key not in self.pending:
+            self.pending[key] = self.background.start(self.objective_size, cg)
+
+    def price(self, ranks: tuple, tau: float | None, points: list[tuple[float, tuple[float, ...]]],
+              data) -> tuple[list[float], list[int]]:
+        """Per (Delta, scales) point at these ranks (reallocation's priced moves): its exact loss on `data`, not
+        cached, never a candidate answer; and its `objective_size`, in the background while the losses are measured."""
+        with self.timed("coarse_grain"):
+            coarse = [self.grainer.with_ranks(ranks, delta, tau, scales) for delta, scales in points]
+        started = [self.background.start(self.objective_size, cg) for cg in coarse]
+        with self.timed("loss"):
+            losses = [self.loss_and_accuracy(self.weights_on_device(cg), data)[0] for cg in coarse]
+        with self.timed("compress"):
+            return losses, [s.result() for s in started]
 
     def feasible(self, evaluation: Evaluation, eps: float) -> bool:
         return evaluation.exact and within_bound(evaluation.train_loss, self.reference_loss, eps, self.one_sided)
@@ -253,8 +262,7 @@ class ComplexityProblem:
         if key not in self.sizes:
             with self.timed("compress"):
                 if key in self.pending:
-                    self.sizes[key], seconds = self.pending.pop(key).result()
-                    self.timings["compress_background"] += seconds
+                    self.sizes[key] = self.pending.pop(key).result()
                 else:
                     cg = self.coarse_grain(evaluation.ranks, evaluation.delta, evaluation.tau, evaluation.scales)
                     self.sizes[key] = self.objective_size(cg)
@@ -288,9 +296,7 @@ class ComplexityProblem:
             return self._record_result(evaluation, eps, algorithm, n_evaluations, cg, cg.weights(), sizes,
                                        test_loss, test_acc)
         known = {self.objective: self.sizes[evaluation.key]} if evaluation.key in self.sizes else {}
-        # every coder runs on the background pool while the test loss is measured
-        sizes = (_compressor(self.compress_threads).submit(_timed_call, coded_sizes, cg, known)
-                 if self.background else None)
+        sizes = self.background.start(coded_sizes, cg, known)  # every coder, while the test loss is measured
         weights = cg.weights()
         test_loss, test_acc = math.nan, math.nan
         if self.test is not None:
@@ -298,11 +304,7 @@ class ComplexityProblem:
                 test_loss, test_acc, _ = self.loss_and_accuracy({k: v.to(self.device) for k, v in weights.items()},
                                                                 self.test)
         with self.timed("compress"):
-            if sizes is None:
-                sizes = coded_sizes(cg, known)
-            else:
-                sizes, seconds = sizes.result()
-                self.timings["compress_background"] += seconds
+            sizes = sizes.result()
         self.measured[evaluation.key] = (sizes, test_loss, test_acc)
         return self._record_result(evaluation, eps, algorithm, n_evaluations, cg, weights, sizes, test_loss, test_acc)
 

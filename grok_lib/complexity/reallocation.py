@@ -22,14 +22,22 @@ once by a seeded generator: they only choose the moves. Their sizes are the sear
 entropy coder re-encodes only the moved matrix). Biases, norms and matrices with under MIN_SHARE of the
 matrices' entries (a few bytes) keep the global Delta.
 Measured: benchmarks/RESULTS.md, "A tighter bound".
+
+What a sweep asks of the search problem (a ComplexityProblem is one: the search passes its own) is
+the typed interface `Reallocatable`; this module never imports problem.py.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-from .coders import compressor, timed_call
+import torch
+
+from .coarse import CoarseGrainer
 from .distortion import train_subset
+from .results import Evaluation
 
 STEP = 1.5  # the factor of each move, global and per matrix
 EDGE_STEPS = 4  # evaluations that move the global Delta to the new edge, per sweep
@@ -38,7 +46,26 @@ MIN_SHARE = 0.01  # matrices with fewer than this share of all matrices' entries
 TINY_RISE = 1e-9  # a loss rise below this prices the global move as free (beta = b_0 / TINY_RISE)
 
 
-def reallocate(problem, best, eps: float, sweeps: int, tell) -> int:
+@runtime_checkable
+class Reallocatable(Protocol):
+    """What `reallocate` reads of a search problem, and nothing else."""
+
+    grainer: CoarseGrainer  # its float32 arrays and their coarse-grainings at given ranks
+    train: tuple[torch.Tensor, torch.Tensor]  # the full training set
+
+    def evaluate(self, tau: float | None, delta: float, eps: float, prefetch: bool = False,
+                 scales: tuple[float, ...] | None = None) -> Evaluation: ...
+
+    def feasible(self, evaluation: Evaluation, eps: float) -> bool: ...
+
+    def size(self, evaluation: Evaluation) -> int: ...
+
+    def price(self, ranks: tuple, tau: float | None, points: list[tuple[float, tuple[float, ...]]],
+              data) -> tuple[list[float], list[int]]: ...
+
+
+def reallocate(problem: Reallocatable, best: Evaluation, eps: float, sweeps: int,
+               tell: Callable[[Evaluation], object]) -> int:
     """`sweeps` sweeps from the evaluation `best` (feasible at eps); every full-set point is passed to
     tell(evaluation) (the search's objective, which makes it a candidate). Returns the loss evaluations
     spent, priced moves included."""
@@ -52,7 +79,7 @@ def reallocate(problem, best, eps: float, sweeps: int, tell) -> int:
         points = [(delta, scales), (delta * step, scales)]
         for i in matrices:
             points.append((delta, tuple(a * step if j == i else a for j, a in enumerate(scales))))
-        losses, sizes = _price(problem, best, points, subset)
+        losses, sizes = problem.price(best.ranks, best.tau, points, subset)
         spent += len(points)
         saved = [sizes[0] - b for b in sizes]
         risen = [loss - losses[0] for loss in losses]
@@ -69,28 +96,8 @@ def reallocate(problem, best, eps: float, sweeps: int, tell) -> int:
     return spent
 
 
-def _price(problem, best, points: list, subset: tuple) -> tuple[list[float], list[int]]:
-    """Per (Delta, scales) point at `best`'s ranks: its exact loss on `subset` (training examples) and its
-    search size, the sizes computed on the background pool while the losses are measured."""
-    with problem.timed("coarse_grain"):
-        coarse = [problem.grainer.with_ranks(best.ranks, d, best.tau, s) for d, s in points]
-    futures = ([compressor(problem.compress_threads).submit(timed_call, problem.objective_size, cg) for cg in coarse]
-               if problem.background else None)
-    with problem.timed("loss"):  # exact (no early exit), not cached, never a candidate answer
-        losses = [problem.loss_and_accuracy(problem.weights_on_device(cg), subset)[0] for cg in coarse]
-    with problem.timed("compress"):
-        if futures is None:
-            sizes = [problem.objective_size(cg) for cg in coarse]
-        else:
-            sizes = []
-            for future in futures:
-                size, seconds = future.result()
-                problem.timings["compress_background"] += seconds
-                sizes.append(size)
-    return losses, sizes
-
-
-def _edge(problem, tau, delta: float, scales: tuple, eps: float, ratio: float, tell):
+def _edge(problem: Reallocatable, tau: float | None, delta: float, scales: tuple, eps: float, ratio: float,
+          tell: Callable[[Evaluation], object]) -> tuple[float | None, int | None]:
     """The largest global Delta found meeting the bound at these scales and its search size (None, None if
     none did): EDGE_STEPS evaluations from `delta`, by factors of `ratio` until the bound is both met and
     missed, then bisecting."""

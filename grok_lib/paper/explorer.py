@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import matplotlib
 import numpy as np
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..complexity.background import Background
 from ..complexity.coders import CODERS
 
 # the coders a slider move runs: the entropy coder (~2.5x the paper's time, benchmarks/RESULTS.md) would
@@ -63,7 +63,7 @@ class CheckpointExplorer:
                                          (split.test_x, split.test_y), early_exit=False, background=False)
         self.path = run.path / GRID_FILE.format(epoch=self.epoch)
         self.points = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="grok-explorer")
+        self._background = Background(2, True, self.problem.timings)  # the coders beside the loss
         self._lock = threading.Lock()
 
     def _cached(self, tau: float, delta: float) -> pd.Series | None:
@@ -84,7 +84,7 @@ class CheckpointExplorer:
             with problem.limited_threads():
                 cg = problem.grainer(tau, delta)
                 # the compressors release the GIL: every coder runs beside the loss
-                sizes = {name: self._pool.submit(CODERS[name].encode, cg, None) for name in SLIDER_CODERS}
+                sizes = {name: self._background.start(CODERS[name].encode, cg, None) for name in SLIDER_CODERS}
                 weights = cg.weights()
                 train_loss, train_acc, _ = problem.loss_and_accuracy(weights, problem.train)
                 test_loss, test_acc, _ = problem.loss_and_accuracy(weights, problem.test)
