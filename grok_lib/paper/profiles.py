@@ -38,6 +38,7 @@ from ..complexity.tracking import TrackingSettings
 from ..errors import require
 from ..store import RunStore
 from ..training.config import DEMO, REGIMES, RunConfig
+from ..training.ops import OPS, PAPER_OPS
 
 PROFILES = ("ci", "cpu", "p113", "paper")
 # Extra (tau, Delta) probes for the cpu profile's small Algorithm 1 budget: with only the authors' two probes
@@ -164,14 +165,14 @@ def get_profile(name: str) -> Profile:
             workers=1, algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["ci"])
     if name == "cpu":
         return Profile(
-            name="cpu", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
-            op_fields={op: {"epochs": CPU_TWO_LAYER_EPOCHS} for op in ("sub", "div")},
+            name="cpu", ops=PAPER_OPS, regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
+            op_fields={op: {"epochs": CPU_TWO_LAYER_EPOCHS} for op in PAPER_OPS if OPS[op].n_layers == 2},
             bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
             track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
             algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"])
     if name == "p113":
         return Profile(
-            name="p113", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=(0,),
+            name="p113", ops=PAPER_OPS, regimes=REGIMES, seeds=(0,),
             seeds_for={cell: (0, 1, 2) for cell in FIG1_CELLS},  # Fig. 1's error bands
             cell_fields={cell: {"epochs": P113_FIG1_EPOCHS} for cell in FIG1_CELLS},  # and its length
             run_fields=dict(p=113, epochs=P113_EPOCHS),  # the paper's fractions and layers (the op's defaults)
@@ -179,7 +180,7 @@ def get_profile(name: str) -> Profile:
             track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
             algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"], with_lmn=False,
             reproduce_computes=False)
-    return Profile(name="paper", ops=("add", "sub", "mul", "div"), regimes=REGIMES, seeds=tuple(range(6)),
+    return Profile(name="paper", ops=PAPER_OPS, regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
                    workers=os.cpu_count() or 1)  # training is one batched ensemble; complexity: a process per core
 

@@ -31,6 +31,7 @@ from ..complexity.tracking import (ALGORITHM_1, TrackingSettings, answer_columns
 from ..errors import GrokError, require, run_command
 from ..files import write_text_atomic
 from ..training.data import make_split
+from ..training.ops import PAPER_OPS
 from .figures import REGIME_COLORS, REGIME_LABELS, _epoch_axis, _title, mean_se, save_figure
 from .profiles import figures_dir, get_profile, profile_configs, run_store
 
@@ -39,6 +40,10 @@ TIGHT = "tight_"  # the column prefix of the tighter answers
 # the tightest search measured (benchmarks/bench_tighter.py, "tightest"; benchmarks/RESULTS.md)
 REFINE, REALLOCATE, SPLIT = 4, 2, "balanced"
 OBJECTIVE = "entropy"
+
+
+# Fig. 1's runs (x, unregularized and ours) and Fig. 2's (every op of the paper, ours)
+FIG_RUNS = ["mul-none", "mul-ours", *(f"{op}-ours" for op in PAPER_OPS if op != "mul")]
 
 
 def settings_for(profile, eps: float = 1.0, refine: int = REFINE, reallocate: int = REALLOCATE,
@@ -140,7 +145,7 @@ def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list
         out.append(("fig01_tighter", fig))
     ours = frame[frame.regime == "ours"]
     if not ours.empty:
-        ops = [op for op in ("add", "sub", "mul", "div") if op in set(ours.op)]
+        ops = [op for op in PAPER_OPS if op in set(ours.op)]
         fig, axes = plt.subplots(1, len(ops), figsize=(3.6 * len(ops), 4.0), squeeze=False)
         for ax, op in zip(axes[0], ops):
             _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], REGIME_LABELS["ours"], tighter)
@@ -156,7 +161,7 @@ def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grok_lib.paper.tighter", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--runs", nargs="+", default=["mul-none", "mul-ours", "add-ours", "sub-ours", "div-ours"],
+    parser.add_argument("--runs", nargs="+", default=FIG_RUNS,
                         help="op-regime names, every seed of each (default: Fig. 1's and Fig. 2's runs)")
     parser.add_argument("--eps", type=float, default=1.0)
     parser.add_argument("--refine", type=int, default=REFINE, help=f"BayesConfig.refine (default {REFINE})")

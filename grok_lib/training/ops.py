@@ -3,7 +3,12 @@
 An op is its symbol, its answer c(a, b) mod p, and the paper's per-op settings: train fraction (PROTOCOL
 "Train fraction"), number of layers, and the weight-noise std delta of the `ours` regime (Table 1).
 The last two ops exist only in the authors' code, which gives every op but + and x delta = 1e-3.
-Adding an op is one entry here (and its answer function); every figure, profile and CLI reads this table.
+
+Adding an op is one entry here (and its answer function): the CLI's --op, the data, the model's depth and
+the regimes' noise, the figures' labels and the README's numbers read this table, and the profiles take
+their grid from it (PAPER_OPS, the entries with in_paper; the cpu profile's 2-layer ops by n_layers). Named
+on purpose elsewhere, not lists of ops: x for the ci profile and Fig. 1 (the paper's Fig. 1 op), and the
+values read off the paper's figures (grok_lib.paper.figures.PAPER_FIG1), keyed by the op they belong to.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Op:
     noise: float  # the paper's weight-noise std delta in the `ours` regime (Eq. 10)
     needs_prime: bool = False  # every b != 0 must be invertible mod p
     skip_zero_b: bool = False  # equations with b = 0 are left out
+    in_paper: bool = False  # one of the paper's four ops: the profiles' grid (PAPER_OPS)
 
     def label(self, p: int | str = "p") -> str:
         """The equation as figures write it, e.g. 'a × b mod 113'."""
@@ -39,14 +45,16 @@ class Op:
 
 
 OPS: dict[str, Op] = {op.name: op for op in (
-    Op("add", "a+b", "+", lambda a, b, p: (a + b) % p, 0.2, 1, 1e-2),
-    Op("sub", "a-b", "−", lambda a, b, p: (a - b) % p, 0.3, 2, 1e-3),
-    Op("mul", "a*b", "×", lambda a, b, p: (a * b) % p, 0.2, 1, 1e-2),
+    Op("add", "a+b", "+", lambda a, b, p: (a + b) % p, 0.2, 1, 1e-2, in_paper=True),
+    Op("sub", "a-b", "−", lambda a, b, p: (a - b) % p, 0.3, 2, 1e-3, in_paper=True),
+    Op("mul", "a*b", "×", lambda a, b, p: (a * b) % p, 0.2, 1, 1e-2, in_paper=True),
     Op("div", "a/b", "÷", lambda a, b, p: (a * _inverse_table(p)[b]) % p, 0.3, 2, 1e-3,
-       needs_prime=True, skip_zero_b=True),
+       needs_prime=True, skip_zero_b=True, in_paper=True),
     Op("sq_sum", "a^2+b^2", "a²+b²", lambda a, b, p: (a * a + b * b) % p, 0.4, 1, 1e-3),
     Op("quad", "a^2+ab+b^2", "a²+ab+b²", lambda a, b, p: (a * a + a * b + b * b) % p, 0.6, 1, 1e-3),
 )}
+
+PAPER_OPS: tuple[str, ...] = tuple(name for name, op in OPS.items() if op.in_paper)  # + - x /, in table order
 
 
 def get_op(name: str) -> Op:
