@@ -1,10 +1,10 @@
 """grok_lib: the complexity dynamics of grokking (DeMoss et al.), as a reusable package.
 
-    from grok_lib import measure_complexity   # grok_lib.complexity's public names, imported on first use
+    from grok_lib import measure_complexity, TIGHTEST   # grok_lib.complexity's public names, on first use
 """
 
-__all__ = ["measure_complexity", "ComplexityResult", "BayesConfig", "generalization_bound",
-           "total_description_length"]
+__all__ = ["measure_complexity", "Measurement", "PAPER", "AUTHORS", "TIGHTEST", "EDGE", "ComplexityResult",
+           "BayesConfig", "generalization_bound", "total_description_length"]
 
 
 def __getattr__(name: str):

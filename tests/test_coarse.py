@@ -149,3 +149,23 @@ def test_nan_or_inf_weights_are_rejected(bad):
 def test_no_parameters_is_rejected():
     with pytest.raises(GrokError, match="^module:"):
         CoarseGrainer({})
+
+
+def test_a_network_too_large_for_memory_is_refused_with_an_estimate_before_allocating(monkeypatch):
+    """A 2^34-number parameter on the meta device would take 64 GiB as float32: the estimate refuses it from
+    its shape alone, naming the module, what it needs and what is available."""
+    from grok_lib.complexity import coarse
+
+    assert coarse.available_memory() is None or coarse.available_memory() > 0
+    huge = {"w": torch.empty(2**17, 2**17, device="meta")}
+    with pytest.raises(GrokError, match=r"^module: has 17,179,869,184 numbers to coarse-grain: a search needs "
+                                        r"about \d+\.\d GiB and this machine has 1\.0 GiB available"):
+        monkeypatch.setattr(coarse, "available_memory", lambda: 2**30)
+        coarse.CoarseGrainer(huge)
+    small = some_weights()
+    needed = coarse.memory_estimate([tuple(w.shape) for w in small.values()])
+    monkeypatch.setattr(coarse, "available_memory", lambda: needed - 1)
+    with pytest.raises(GrokError, match="^module: "):
+        coarse.CoarseGrainer(small)
+    monkeypatch.setattr(coarse, "available_memory", lambda: needed)
+    coarse.CoarseGrainer(small)

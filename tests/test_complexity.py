@@ -16,6 +16,7 @@ from grok_lib.complexity.coders import naive_size
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.errors import GrokError
 from grok_lib.complexity.quantization import quantization_complexity, sweep_grid
+from grok_lib.complexity.measurement import PAPER
 from grok_lib.complexity.search import BayesConfig, bayesian_complexity, complexity_curve, measure_complexity
 
 SMALL = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)  # tests only; default 2 + 10 + 50, GP
@@ -53,7 +54,7 @@ def loss_of(net, weights, data):
 
 def test_any_module_is_measured_with_its_own_loss_and_data(trained):
     net, train, test = trained
-    result = measure_complexity(net, F.cross_entropy, train, eps=0.5, test_data=test, config=SMALL)
+    result = measure_complexity(net, F.cross_entropy, train, eps=0.5, test_data=test, budget=SMALL)
     assert result.algorithm == 1 and result.n_train == 300
     assert set(result.ranks) == {"hidden.weight", "hidden.bias", "out.weight", "out.bias"}
     assert {k: v.shape for k, v in result.weights.items()} == {k: v.shape for k, v in net.named_parameters()}
@@ -68,7 +69,7 @@ def test_every_accepted_result_meets_the_distortion_bound_when_reevaluated(train
     reference = loss_of(net, dict(net.named_parameters()), train)
     problem = ComplexityProblem(net, F.cross_entropy, train, one_sided=one_sided)
     for eps in (0.05, 0.3):
-        point = complexity_curve(problem, [eps], SMALL)[0]
+        point = complexity_curve(problem, [eps], PAPER.but(budget=SMALL))[0]
         for result in (point.algorithm_1, point.algorithm_1_pooled, point.algorithm_2):
             distortion = loss_of(net, result.weights, train) - reference
             assert (distortion <= eps) if one_sided else (abs(distortion) < eps)
@@ -98,7 +99,7 @@ def test_the_paper_algorithm_1_answers_from_its_own_points_only(trained):
 def test_pooled_complexity_does_not_increase_as_eps_grows(trained):
     net, train, _ = trained
     problem = ComplexityProblem(net, F.cross_entropy, train)
-    curve = complexity_curve(problem, [1.0, 0.01, 0.1, 0.3], SMALL)
+    curve = complexity_curve(problem, [1.0, 0.01, 0.1, 0.3], PAPER.but(budget=SMALL))
     assert [point.algorithm_1.eps for point in curve] == [0.01, 0.1, 0.3, 1.0]
     sizes = [point.algorithm_1_pooled.paper_bytes for point in curve]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
@@ -132,16 +133,6 @@ def test_the_sweep_finds_feasible_bins_that_bisection_misses():
     assert sweep.delta >= 0.05 and sweep.paper_bytes <= problem.size(exact) < bisection.paper_bytes
     top = quantization_complexity(ComplexityProblem(net, F.cross_entropy, train), eps, method="sweep-top")
     assert top.delta >= 0.05 and top.paper_bytes < bisection.paper_bytes
-
-
-def test_the_edges_sweep_compresses_only_the_top_of_each_feasible_run(trained):
-    net, train, _ = trained
-    full, edges = (ComplexityProblem(net, F.cross_entropy, train) for _ in range(2))
-    a = quantization_complexity(full, 0.2, method="sweep")
-    b = quantization_complexity(edges, 0.2, method="sweep-edges")
-    assert a.n_evaluations == b.n_evaluations and len(edges.sizes) < len(full.sizes) / 3
-    # a subset of the full sweep's sizes: never smaller; bz2's size is only roughly monotone in Delta
-    assert a.paper_bytes <= b.paper_bytes <= 1.05 * a.paper_bytes
 
 
 def test_the_top_down_sweep_stops_at_the_largest_feasible_delta_of_the_full_sweep(trained):
@@ -195,7 +186,7 @@ def test_stopping_the_loss_early_changes_no_answer(trained):
 def test_compressing_in_the_background_changes_no_answer(trained):
     net, train, test = trained
     problems = [ComplexityProblem(net, F.cross_entropy, train, test, background=flag) for flag in (True, False)]
-    results = [complexity_curve(problem, (0.1, 0.4), SMALL) for problem in problems]
+    results = [complexity_curve(problem, (0.1, 0.4), PAPER.but(budget=SMALL)) for problem in problems]
     for with_thread, without in zip(*results):
         assert with_thread.algorithm_1.as_row() == without.algorithm_1.as_row()
         assert with_thread.algorithm_2.as_row() == without.algorithm_2.as_row()

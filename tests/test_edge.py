@@ -9,6 +9,7 @@ from grok_lib.cli import main
 from grok_lib.complexity.edge import edge_complexity
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.complexity.quantization import quantization_complexity
+from grok_lib.complexity.measurement import PAPER
 from grok_lib.complexity.search import BayesConfig, bayesian_complexity, measure_complexity
 from grok_lib.complexity.tracking import COMPLEXITY_FILE, TrackingSettings, track_complexity
 from grok_lib.errors import GrokError
@@ -84,21 +85,21 @@ def test_measure_complexity_takes_search_edge_and_refuses_what_does_not_fit(rank
     result = measure_complexity(model, mse, data, EPS, search="edge")
     assert result.paper_bytes == edge_complexity(problem_of(rank_one), EPS).paper_bytes
     # the paper's search stays the default
-    assert measure_complexity(model, mse, data, EPS, config=BayesConfig(n_random=2, n_guided=0)).n_evaluations == 4
+    assert measure_complexity(model, mse, data, EPS, budget=BayesConfig(n_random=2, n_guided=0)).n_evaluations == 4
     with pytest.raises(GrokError, match="^search: unknown search 'golden'; allowed: bayes, edge"):
         measure_complexity(model, mse, data, EPS, search="golden")
-    with pytest.raises(GrokError, match="^search: 'edge' searches tau and Delta"):
+    with pytest.raises(GrokError, match="^search: search='edge' searches tau and Delta .* algorithm=2"):
         measure_complexity(model, mse, data, EPS, search="edge", algorithm=2)
-    with pytest.raises(GrokError, match="^pooled:"):
+    with pytest.raises(GrokError, match="^pooled: pooled=True .* search='edge'"):
         measure_complexity(model, mse, data, EPS, search="edge", pooled=True)
-    for bad in (dict(taus=()), dict(taus=(1.5,)), dict(refine=-1), dict(patience=0), dict(points_per_decade=0)):
+    for bad in (dict(taus=()), dict(taus=(1.5,)), dict(bisect=-1), dict(patience=0), dict(points_per_decade=0)):
         with pytest.raises(GrokError):
             edge_complexity(problem_of(rank_one), EPS, **bad)
 
 
 def test_tracking_with_edge_keeps_algorithm_1_and_adds_the_edge_columns(run):
-    settings = TrackingSettings(eps=(1.0,), bayes=BayesConfig(n_random=2, n_guided=1, estimator="ET", n_trees=4),
-                                edge=True)
+    settings = TrackingSettings(eps=(1.0,), how=PAPER.but(budget=BayesConfig(n_random=2, n_guided=1, estimator="ET",
+                                                                             n_trees=4)), edge=True)
     table = track_complexity(run, settings, progress=False, epochs=[4])
     assert {"alg1_paper_bytes", "pooled_paper_bytes", "alg2_paper_bytes", "edge_paper_bytes", "edge_tau",
             "edge_bound_paper"} <= set(table.columns)

@@ -67,7 +67,7 @@ def test_decompression_is_bounded_and_a_forged_size_is_refused_before_allocating
     import bz2
 
     from grok_lib.complexity import entropy
-    from grok_lib.complexity.byteio import bz2_decompress
+    from grok_lib.complexity.byteio import bz2_decompress, seal
     from grok_lib.complexity.coders import decode_symbols
 
     bomb = bz2.compress(b"\0" * (8 << 20))  # 8 MiB of zeros in ~50 bytes
@@ -78,7 +78,7 @@ def test_decompression_is_bounded_and_a_forged_size_is_refused_before_allocating
     with pytest.raises(GrokError, match="^encoding: truncated test payload"):
         bz2_decompress(bomb[:-10], "test payload")
     with pytest.raises(GrokError, match="^encoding: not a version"):  # decodes within bounds, then is not ours
-        decode_symbols(b"B" + bomb)
+        decode_symbols(seal(b"B" + bomb))
     cg = coarse_grain(some_weights(), 0.9, 0.02)
     data = encode_entropy(cg).data
     monkeypatch.setattr(entropy, "MAX_DECODED_BYTES", 1000)
@@ -100,3 +100,47 @@ def test_a_panic_of_the_coder_library_is_one_encoding_error():
         _guarded(panics, "w")
     with pytest.raises(KeyboardInterrupt):
         _guarded(lambda: (_ for _ in ()).throw(KeyboardInterrupt()), "w")
+
+
+def small_network() -> CoarseGrained:
+    """Two small arrays, one stored as low-rank factors: every layout field of a description occurs."""
+    generator = torch.Generator().manual_seed(3)
+    weights = {"w": torch.randn(6, 5, generator=generator) @ torch.randn(5, 7, generator=generator) * 0.1,
+               "b": torch.randn(7, generator=generator) * 0.1}
+    return coarse_grain(weights, 0.8, 0.02)
+
+
+@pytest.mark.parametrize("coder", ["symbols", "entropy"])
+def test_every_single_bit_flip_of_a_description_is_refused(coder):
+    """Exhaustively, on a small description: a flip of any bit (header, payload or checksum) is one
+    encoding error, never a decode to other weights; truncations likewise."""
+    from grok_lib.complexity.coders import CODERS
+
+    cg = small_network()
+    data = CODERS[coder].encode(cg, None).data
+    assert same(cg, CODERS[coder].decode(data))
+    silent = []
+    for bit in range(8 * len(data)):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        try:
+            CODERS[coder].decode(bytes(flipped))
+            silent.append(bit)
+        except GrokError as err:
+            assert err.field == "encoding"
+    assert silent == [], f"{len(silent)} of {8 * len(data)} flips decoded"
+    for cut in range(len(data)):
+        with pytest.raises(GrokError, match="^encoding: "):
+            CODERS[coder].decode(data[:cut])
+
+
+@pytest.mark.parametrize("coder", ["symbols", "entropy"])
+def test_the_checksum_is_counted_in_the_reported_size(coder):
+    from grok_lib.complexity.byteio import CHECK_BYTES, unseal
+    from grok_lib.complexity.coders import CODERS, coded_sizes
+
+    cg = small_network()
+    encoded = CODERS[coder].encode(cg, None)
+    assert len(unseal(encoded.data, "test")) == encoded.n_bytes - CHECK_BYTES
+    assert coded_sizes(cg)[coder].n_bytes == encoded.n_bytes
+    assert CODERS[coder].search_size(cg) >= encoded.n_bytes

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from grok_lib.complexity.tracking import TrackingSettings, _track_locked, read_complexity, track_complexity
-from grok_lib.complexity.search import BayesConfig
+from grok_lib.complexity.measurement import PAPER, BayesConfig
 from grok_lib.errors import GrokError
 from grok_lib.files import run_lock
 from grok_lib.store import RunStore
@@ -23,8 +23,8 @@ from grok_lib.training.config import RunConfig
 from grok_lib.training.train import logged_epochs, resume_training, train
 
 TINY = dict(op="add", p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=10, regime="ours")
-FAST = TrackingSettings(eps=(1.0,), bayes=BayesConfig(n_random=2, n_guided=0, estimator="ET"),
-                        algorithm_2="sweep-edges")
+FAST = TrackingSettings(eps=(1.0,), how=PAPER.but(budget=BayesConfig(n_random=2, n_guided=0, estimator="ET"),
+                                                  algorithm_2="sweep-top"))
 
 
 def same_training(a, b):
@@ -140,7 +140,7 @@ def test_the_settings_mismatch_advice_works_when_followed(tmp_path, reference):
     run = train(RunConfig(**TINY), store, progress=False)
     last = run.checkpoints()[-1]
     track_complexity(run, FAST, progress=False, epochs=[last])
-    other = TrackingSettings(eps=(0.5,), bayes=FAST.bayes, algorithm_2=FAST.algorithm_2)
+    other = TrackingSettings(eps=(0.5,), how=FAST.how)
     with pytest.raises(GrokError, match="move both complexity.csv and complexity.json") as err:
         track_complexity(run, other, progress=False, epochs=[last])
     aside = tmp_path / "aside"

@@ -161,7 +161,7 @@ def test_paper_profile_is_the_full_protocol(monkeypatch):
     configs = profile_configs(paper)
     assert len(configs) == 4 * 3 * 6
     assert {c.p for c in configs} == {113} and {c.epochs for c in configs} == {10_000}
-    assert (paper.bayes.n_random, paper.bayes.n_guided, len(paper.track_eps)) == (10, 50, 7)
+    assert (paper.how.budget.n_random, paper.how.budget.n_guided, len(paper.track_eps)) == (10, 50, 7)
 
 
 def test_empty_grid_arguments_take_the_profile_defaults_and_lists_narrow_it(monkeypatch):

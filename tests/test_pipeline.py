@@ -33,15 +33,21 @@ def test_a_rate_distortion_table_with_the_old_column_names_is_reused_and_read_wi
     from grok_lib.paper.profiles import tracking_settings
 
     p = get_profile("ci")
-    stamp = json.loads(tracking_settings(p, final=True).to_json())
-    del stamp["allocation"], stamp["bayes"]["refine"]  # stored before these settings existed
-    stamp = json.dumps(stamp)
+    settings = tracking_settings(p, final=True)
+    budget = settings.how.budget
+    # the flat format stored before `how`, allocation, split, refine and reallocate existed
+    stamp = json.dumps({"eps": list(settings.eps), "seed": 0, "one_sided": False, "objective": "paper",
+                        "algorithm_2": settings.how.algorithm_2, "bound_delta": 0.05, "edge": settings.edge,
+                        "bayes": {"n_random": budget.n_random, "n_guided": budget.n_guided,
+                                  "probes": [list(q) for q in budget.probes], "estimator": budget.estimator,
+                                  "gp_restarts": 0, "n_trees": budget.n_trees, "n_candidates": 2000, "batch": 1}})
     run = RunStore(tmp_path).run(p.configs()[0])
     run.save_config()  # a stored run (opening one writes nothing)
-    old = pd.DataFrame(dict(epoch=[40], eps=[1.0], complexity_bytes=[900], pooled_bytes=[800], alg2_bytes=[850],
-                            bound=[3.5], coarse_train_loss=[0.1], naive_bytes=[9000], settings=[stamp]))
+    old = pd.DataFrame(dict(epoch=[40, 40], eps=list(settings.eps), complexity_bytes=[900, 700],
+                            pooled_bytes=[800, 600], alg2_bytes=[850, 650], bound=[3.5, 3.0],
+                            coarse_train_loss=[0.1, 0.2], naive_bytes=[9000, 9000], settings=[stamp, stamp]))
     (run.path / RATE_DISTORTION_FILE).write_text(old.to_csv(index=False))
-    assert final_jobs([run], p) == []  # same settings: reused, not remeasured
+    assert final_jobs([run], p) == []  # same settings, every final eps: reused, not remeasured
     final = final_rate_distortion([run], p)
     assert not set(LEGACY_COLUMNS) & set(final.columns)
     assert final[["alg1_paper_bytes", "pooled_paper_bytes", "alg2_paper_bytes", "alg1_bound_paper",

@@ -61,10 +61,10 @@ def test_the_entropy_objective_never_undercounts_and_is_reported_with_the_others
 
 def test_every_tighter_search_result_decodes_to_the_weights_it_evaluated(trained):  # noqa: F811
     net, train, test = trained
-    config = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4, refine=4)
+    config = BayesConfig(n_random=4, n_guided=6, estimator="ET", n_trees=4)
     for allocation in ("global", "sensitivity"):
         problem = ComplexityProblem(net, F.cross_entropy, train, test, objective="entropy", allocation=allocation)
-        result = bayesian_complexity(problem, 0.5, config)
+        result = bayesian_complexity(problem, 0.5, config, refine=4)
         for name, coder in CODERS.items():
             if coder.decode is not None:
                 back = decoded_weights(name, result.coarse)
@@ -75,13 +75,12 @@ def test_every_tighter_search_result_decodes_to_the_weights_it_evaluated(trained
 
 def test_refining_delta_moves_the_answer_to_the_edge_of_the_bound(trained):  # noqa: F811
     net, train, _ = trained
-    plain = measure_complexity(net, F.cross_entropy, train, eps=0.5, config=SMALL)
-    refined_config = BayesConfig(**{**SMALL.__dict__, "refine": 6})
-    refined = measure_complexity(net, F.cross_entropy, train, eps=0.5, config=refined_config)
+    plain = measure_complexity(net, F.cross_entropy, train, eps=0.5, budget=SMALL)
+    refined = measure_complexity(net, F.cross_entropy, train, eps=0.5, budget=SMALL, refine=6)
     assert refined.paper_bytes <= plain.paper_bytes and refined.n_evaluations > plain.n_evaluations
     assert abs(refined.train_loss - refined.reference_train_loss) < 0.5
     with pytest.raises(GrokError, match="^refine:"):
-        BayesConfig(refine=-1)
+        measure_complexity(net, F.cross_entropy, train, eps=0.5, refine=-1)
 
 
 class DeadBranch(nn.Module):
@@ -127,16 +126,25 @@ def test_sensitivities_follow_the_measured_curvature():
 
 
 def test_a_table_stored_before_the_new_settings_is_still_accepted(tmp_path):
+    from grok_lib.complexity.measurement import PAPER
     from grok_lib.complexity.tracking import SETTINGS_FILE, TrackingSettings, check_settings
 
     class Stored:
         path = tmp_path
 
-    settings = json.loads(TrackingSettings().to_json())
-    del settings["allocation"], settings["split"], settings["bayes"]["refine"], settings["bayes"]["reallocate"]
-    (tmp_path / SETTINGS_FILE).write_text(json.dumps(settings))
+    # the flat format of the first tables, before allocation, split, refine, reallocate and `how`
+    old = {"eps": [0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0], "seed": 0, "one_sided": False, "objective": "paper",
+           "algorithm_2": "sweep", "bound_delta": 0.05,
+           "bayes": {"n_random": 10, "n_guided": 50, "probes": [[1.0, 0.001], [0.98, 0.00199526231496888]],
+                     "estimator": "GP", "gp_restarts": 0, "n_trees": 16, "n_candidates": 2000, "batch": 1}}
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps(old))
     assert check_settings(Stored, TrackingSettings())
+    assert TrackingSettings.from_json(json.dumps(old)) == TrackingSettings()
     with pytest.raises(GrokError, match="^settings:"):
-        check_settings(Stored, TrackingSettings(allocation="sensitivity"))
+        check_settings(Stored, TrackingSettings(how=PAPER.but(allocation="sensitivity")))
     with pytest.raises(GrokError, match="^settings:"):
-        check_settings(Stored, TrackingSettings(split="balanced"))
+        check_settings(Stored, TrackingSettings(how=PAPER.but(factor_split="balanced")))
+    for removed in ({"bound_delta": 0.01}, {"bayes": {**old["bayes"], "n_candidates": 500}}):
+        (tmp_path / SETTINGS_FILE).write_text(json.dumps({**old, **removed}))  # a value no option gives now
+        with pytest.raises(GrokError, match="^settings:"):
+            check_settings(Stored, TrackingSettings())

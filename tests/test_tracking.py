@@ -8,13 +8,14 @@ import pytest
 from grok_lib.complexity import tracking
 from grok_lib.cli import main
 from grok_lib.errors import GrokError
-from grok_lib.complexity.search import BayesConfig
+from grok_lib.complexity.measurement import PAPER, BayesConfig
 from grok_lib.complexity.coders import CODERS
 from grok_lib.complexity.tracking import (COMPLEXITY_FILE, LEGACY_COLUMNS, SETTINGS_FILE, TrackingSettings,
                                           load_complexity, read_complexity, read_table, track_complexity)
 from grok_lib.store import Run
 
-FAST = TrackingSettings(eps=(1.0, 0.25), bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET", n_trees=4))
+FAST = TrackingSettings(eps=(1.0, 0.25), how=PAPER.but(budget=BayesConfig(n_random=2, n_guided=2, estimator="ET",
+                                                                         n_trees=4)))
 
 
 def test_every_checkpoint_gets_one_row_per_eps_and_complexity_falls_as_eps_grows(run):
@@ -129,7 +130,7 @@ def test_other_settings_are_refused_and_nothing_stored_changes(run):
     track_complexity(run, FAST, progress=False, epochs=run.checkpoints()[:1])
     before = {name: (run.path / name).read_bytes() for name in (COMPLEXITY_FILE, SETTINGS_FILE)}
     with pytest.raises(GrokError, match="^settings:"):
-        track_complexity(run, TrackingSettings(eps=(1.0,), bayes=FAST.bayes), progress=False)
+        track_complexity(run, TrackingSettings(eps=(1.0,), how=FAST.how), progress=False)
     assert before == {name: (run.path / name).read_bytes() for name in before}
 
 

@@ -2,12 +2,17 @@
 the generalization bound and the description length.
 
     from grok_lib.complexity import measure_complexity
-    result = measure_complexity(model, loss_fn, (x_train, y_train), eps=1.0, search="edge")
+    result = measure_complexity(model, loss_fn, (x_train, y_train), eps=1.0)                 # the paper's
+    result = measure_complexity(model, loss_fn, (x_train, y_train), eps=1.0, how=TIGHTEST)   # a preset
+
+How to measure is one value, a Measurement (grok_lib.complexity.measurement), with the presets PAPER,
+AUTHORS, TIGHTEST and EDGE.
 """
 
 from .bounds import fit_rate_distortion, generalization_bound, total_description_length
 from .results import ComplexityResult
-from .search import SEARCHES, BayesConfig, measure_complexity
+from .measurement import AUTHORS, EDGE, PAPER, PRESETS, SEARCHES, TIGHTEST, BayesConfig, Measurement
+from .search import measure_complexity
 
-__all__ = ["measure_complexity", "ComplexityResult", "BayesConfig", "SEARCHES", "generalization_bound",
-           "total_description_length", "fit_rate_distortion"]
+__all__ = ["measure_complexity", "Measurement", "PAPER", "AUTHORS", "TIGHTEST", "EDGE", "PRESETS", "BayesConfig",
+           "ComplexityResult", "SEARCHES", "generalization_bound", "total_description_length", "fit_rate_distortion"]

@@ -1,12 +1,17 @@
 """The byte-level pieces of our self-describing encodings (coders.py's symbols, entropy.py's entropy):
 an encoding's bytes (`Encoded`), unsigned LEB128 varints, a reader that reports a truncated encoding as bad
-input, and a parameter's layout (name, shape, rank; the shapes of its stored arrays)."""
+input, a parameter's layout (name, shape, rank; the shapes of its stored arrays), and the checksum that
+ends every description (`seal`, `unseal`): a description is a bound only if it decodes to the weights it
+was made from, so a damaged one is refused before anything is decoded, and its 4 bytes are counted in
+every size we report."""
 
 from __future__ import annotations
 
 import bz2
 import lzma
 import math
+import struct
+import zlib
 from dataclasses import dataclass
 
 from ..errors import GrokError
@@ -25,6 +30,25 @@ def varint(value: int) -> bytes:
 # No description made here decodes to more than this; a larger claim (a decompression bomb, a forged size)
 # is refused before the memory is taken
 MAX_DECODED_BYTES = 1 << 30
+
+
+CHECK_BYTES = 4  # CRC-32 (little-endian) of everything before it: finds every flip of 1 bit and burst of <= 32
+
+
+def seal(data: bytes) -> bytes:
+    """`data` followed by its CRC-32, the last 4 bytes of every symbols and entropy description."""
+    return data + struct.pack("<I", zlib.crc32(data))
+
+
+def unseal(data: bytes, what: str) -> bytes:
+    """The body of a sealed description, after its checksum is checked: a mismatch (a flipped bit, a
+    truncation, bytes from elsewhere) is GrokError("encoding", ...), before anything is decoded."""
+    if len(data) < CHECK_BYTES + 1:
+        raise GrokError("encoding", f"truncated {what} ({len(data)} bytes)")
+    body, check = data[:-CHECK_BYTES], data[-CHECK_BYTES:]
+    if struct.unpack("<I", check)[0] != zlib.crc32(body):
+        raise GrokError("encoding", f"the {what} does not match its checksum (damaged or truncated); not decoded")
+    return body
 
 
 def bounded_decompress(decompressor, data: bytes, what: str, limit: int = MAX_DECODED_BYTES) -> bytes:

@@ -30,6 +30,50 @@ from ..errors import require
 MAX_INDEX = 2.0**62
 
 
+def memory_estimate(shapes: list[tuple[int, ...]]) -> int:
+    """Bytes a search needs at its peak for parameters of these shapes, before any is allocated: a float32
+    copy of each; per matrix its float64 copy, SVD factors and LAPACK's workspace (8 (2mn + r(m + n)),
+    r = min(m, n)); and one coarse-graining in flight (int64 indices, float64 and float32 values, the
+    module's weights and the serialized bytes: 32 bytes a number)."""
+    total = 0
+    for shape in shapes:
+        n = math.prod(shape)
+        total += 4 * n + 32 * n
+        if len(shape) >= 2:
+            m, k = shape[0], n // max(shape[0], 1)
+            total += 8 * (2 * m * k + min(m, k) * (m + k))
+    return total
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: /proc/meminfo's MemAvailable, lowered by a cgroup (v2) limit;
+    None where neither can be read (the check is then skipped)."""
+    found = []
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current", encoding="ascii").read())
+        if limit != "max":
+            found.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_memory(weights: dict) -> None:
+    """Refuse, before allocating, weights whose search would not fit in memory (`memory_estimate`)."""
+    needed, free = memory_estimate([tuple(w.shape) for w in weights.values()]), available_memory()
+    require(free is None or needed <= free, "module",
+            f"has {sum(w.numel() for w in weights.values()):,} numbers to coarse-grain: a search needs about "
+            f"{needed / 2**30:.1f} GiB and this machine has {(free or 0) / 2**30:.1f} GiB available; measure a "
+            "smaller network or use a machine with more memory")
+
+
 def check_delta(delta: float) -> None:
     require(isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0, "delta",
             f"bin size must be a finite number > 0, got {delta!r}")
@@ -181,6 +225,7 @@ class CoarseGrainer:
     def __init__(self, weights: dict[str, torch.Tensor], split: str = "left"):
         require(len(weights) > 0, "module", "has no parameters to coarse-grain")
         check_split(split)
+        check_memory(weights)
         self.split = split  # how low-rank factors share the singular values (SPLITS)
         self.names = list(weights)
         self.arrays = {}

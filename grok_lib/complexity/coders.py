@@ -10,7 +10,7 @@ results, searches and `ComplexityProblem(objective=...)` read the registry.
 * "symbols": the integer bin indices plus what decodes them (Delta, tau, names, shapes, ranks) in a small
   self-describing format, compressed with the better of bzip2 and LZMA (the first byte says which). Where
   Delta is finer than float32 resolution it also tries the float32 grid values (layout 1), the paper's
-  byte stream without pickle's framing, so it is never larger than "paper" on the same weights.
+  byte stream without pickle's framing, so it is in practice never larger than "paper" on the same weights.
 * "entropy": grok_lib.complexity.entropy, the bin indices range-coded under a model fitted per array (not
   in the paper; the tightest of the three).
 * `naive_size`: the paper's coder on the raw float32 weights, no coarse-graining (Fig. 9).
@@ -23,7 +23,9 @@ Symbols byte format (integers unsigned LEB128 varints unless said otherwise), be
                    and, in layout 0, one dtype code per stored array (0 int8, 1 int16, 2 int32, 3 int64)
     then every stored array, little-endian: its indices in that dtype, or its float32 grid values
 
-Headers come first and data after, so the compressor sees one long stream of small integers.
+Headers come first and data after, so the compressor sees one long stream of small integers. The
+encoding is the codec tag (b"B" bzip2 | b"L" LZMA), the compressed payload, and a CRC-32 of both
+(byteio.seal: 4 bytes, counted in its size; a damaged encoding is refused, never decoded).
 """
 
 from __future__ import annotations
@@ -33,17 +35,14 @@ import lzma
 import math
 import pickle
 import struct
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .byteio import (Encoded, Reader, bz2_decompress, factor_shapes, lzma_decompress, param_header, read_param_header,
-                     varint)
+from .byteio import (CHECK_BYTES, Encoded, Reader, bz2_decompress, factor_shapes, lzma_decompress, param_header,
+                     read_param_header, seal, unseal, varint)
 from .coarse import CoarseGrained, StoredParam, dequantize
 from .entropy import decode_entropy, encode_entropy, entropy_search_size
 from ..errors import GrokError
@@ -137,7 +136,7 @@ def encode_symbols(cg: CoarseGrained, limit: int | None = None) -> Encoded:
     while candidates:
         payload = candidates.pop()
         for tag, (codec, compress, _) in CODECS.items():
-            data = tag + compress(payload)
+            data = seal(tag + compress(payload))
             if best is None or len(data) < best.n_bytes:
                 best = Encoded(data, codec)
         if limit is not None and best.n_bytes >= limit and payload[5] == INDICES \
@@ -149,11 +148,13 @@ def encode_symbols(cg: CoarseGrained, limit: int | None = None) -> Encoded:
 def symbols_bzip2_size(cg: CoarseGrained) -> int:
     """The bzip2 candidate of encode_symbols (>= its size): the searches' objective, as LZMA costs more
     time; encode_symbols tries both for a result."""
-    return 1 + len(CODECS[b"B"][1](serialize(cg, INDICES)))
+    return 1 + len(CODECS[b"B"][1](serialize(cg, INDICES))) + CHECK_BYTES
 
 
 def decode_symbols(data: bytes) -> CoarseGrained:
-    """Inverse of encode_symbols: the same CoarseGrained, hence bit-identical weights."""
+    """Inverse of encode_symbols: the same CoarseGrained, hence bit-identical weights; a damaged encoding
+    (checksum) or one that is not ours is GrokError("encoding", ...)."""
+    data = unseal(data, "symbols encoding")
     tag, body = data[:1], data[1:]
     if tag not in CODECS:
         raise GrokError("encoding", f"unknown codec tag {tag!r}; allowed: {sorted(CODECS)}")
@@ -241,23 +242,3 @@ def coded_sizes(cg: CoarseGrained, known: dict[str, int] | None = None) -> dict[
         encoded = coder.encode(cg, limit)
         out[name] = CodedSize(encoded.n_bytes, encoded.codec)
     return out
-
-
-_COMPRESSORS: dict[int, ThreadPoolExecutor] = {}
-_COMPRESSORS_LOCK = threading.Lock()
-
-
-def compressor(threads: int = 1) -> ThreadPoolExecutor:
-    """The process's background compression pool of `threads` threads: bz2, lzma and constriction release
-    the GIL, so threads compress in parallel without copying arrays to other processes."""
-    with _COMPRESSORS_LOCK:
-        if threads not in _COMPRESSORS:
-            _COMPRESSORS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grok-compress")
-        return _COMPRESSORS[threads]
-
-
-def timed_call(fn, *args):
-    """(fn(*args), the seconds it took)."""
-    start = time.perf_counter()
-    value = fn(*args)
-    return value, time.perf_counter() - start

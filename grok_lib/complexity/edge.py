@@ -9,7 +9,7 @@ always the coarsest grid that still meets the bound, so this search walks that e
    the bound: a top-down log sweep (`points_per_decade`) from ABOVE_PREVIOUS decades above the previous
    tau's edge (from the top of Algorithm 2's grid for the first tau, and for any tau whose first point
    meets the bound), stopped at the first feasible point, whose gap to the infeasible point above it is
-   log-bisected `refine` times. Which Delta meet the bound is not monotone in
+   log-bisected `bisect` times. Which Delta meet the bound is not monotone in
    Delta; like Algorithm 2's sweep-top, the sweep finds the largest feasible point of its grid;
 2. only these edge points are compressed (by the problem's objective coder), the next tau's sweep running
    while the last edge compresses in the background;
@@ -38,7 +38,7 @@ from ..errors import require
 # tau = None (no low-rank step, Algorithm 2's space), 1.0, then 1 - tau log-spaced from 0.005 to 0.75
 EDGE_TAUS = (None, 1.0) + tuple(round(1.0 - 0.75 * (0.005 / 0.75) ** (i / 9), 6) for i in range(9, -1, -1))
 EDGE_POINTS_PER_DECADE = 4  # the sweep's grid; the refinement then locates the edge within it
-EDGE_REFINE = 4  # log-bisection steps per edge: a factor 10^(1/4) bracket to ~3.7 % of Delta
+EDGE_BISECT = 4  # log-bisection steps per edge: a factor 10^(1/4) bracket to ~3.7 % of Delta
 EDGE_TAU_REFINE = 3  # rounds of tau bisection around the best tau
 EDGE_ZONE_TAUS, EDGE_ZONE_WIDTH, EDGE_ZONE_POINTS = 2, 0.08, 10  # the zone above the 2 smallest edges: 8 %, 10 Deltas
 EDGE_PATIENCE = 2  # taus in a row without an edge before the smaller ones are skipped
@@ -54,8 +54,8 @@ def _check_count(value, name: str, minimum: int) -> None:
 class EdgeSearch:
     """One run of the edge search on one problem at one eps (see the module docstring)."""
 
-    def __init__(self, problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int):
-        self.problem, self.eps, self.refine = problem, eps, refine
+    def __init__(self, problem: ComplexityProblem, eps: float, points_per_decade: int, bisect: int):
+        self.problem, self.eps, self.bisect_steps = problem, eps, bisect
         self.grid = sweep_grid(problem.grainer.max_abs, points_per_decade)[::-1]  # largest first
         self.step = points_per_decade if problem.vectorize else 1  # a decade per batched forward on a GPU
         self.evaluated = 0
@@ -83,7 +83,7 @@ class EdgeSearch:
         best, higher = self._sweep(tau, above)
         if best is not None:
             if higher is not None:
-                best = self.bisect(best, higher, self.refine)
+                best = self.bisect(best, higher, self.bisect_steps)
             problem = self.problem
             problem.prefetch_size(best.key, problem.coarse_grain(best.ranks, best.delta, best.tau, best.scales))
             self.edges[ranks] = best
@@ -149,21 +149,21 @@ class EdgeSearch:
 
 
 def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
-                    points_per_decade: int = EDGE_POINTS_PER_DECADE, refine: int = EDGE_REFINE,
+                    points_per_decade: int = EDGE_POINTS_PER_DECADE, bisect: int = EDGE_BISECT,
                     tau_refine: int = EDGE_TAU_REFINE, patience: int = EDGE_PATIENCE,
                     zone_taus: int = EDGE_ZONE_TAUS, zone_width: float = EDGE_ZONE_WIDTH,
                     zone_points: int = EDGE_ZONE_POINTS) -> ComplexityResult:
     """The edge search (module docstring): the smallest compressed point on the edge of the bound at eps.
 
     taus: the tau grid (None = no low-rank step), searched in the given order, from the largest;
-    points_per_decade, refine: the Delta sweep and the bisection steps of each edge; tau_refine: rounds of
+    points_per_decade, bisect: the Delta sweep and the bisection steps of each edge; tau_refine: rounds of
     tau bisection around the best tau; patience: taus in a row without an edge before the rest are skipped;
     zone_taus, zone_width, zone_points: the zone scanned above the smallest edges (EdgeSearch.zone).
     The result's `algorithm` is 1 (a search over tau and Delta, like Algorithm 1).
     """
     check_eps(eps)
     _check_count(points_per_decade, "points_per_decade", 1)
-    _check_count(refine, "refine", 0)
+    _check_count(bisect, "bisect", 0)
     _check_count(tau_refine, "tau_refine", 0)
     _check_count(patience, "patience", 1)
     _check_count(zone_taus, "zone_taus", 0)
@@ -176,7 +176,7 @@ def edge_complexity(problem: ComplexityProblem, eps: float, taus=EDGE_TAUS,
         require(tau is None or (isinstance(tau, (int, float)) and 0.0 < tau <= 1.0), "taus",
                 f"each tau must be None or lie in (0, 1], got {tau!r}")
     with problem.limited_threads():
-        search = EdgeSearch(problem, eps, points_per_decade, refine)
+        search = EdgeSearch(problem, eps, points_per_decade, bisect)
         above, misses, tried = None, 0, []
         for tau in taus:
             edge = search.edge(tau, above)

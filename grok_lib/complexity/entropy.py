@@ -21,6 +21,8 @@ Byte format (integers unsigned LEB128 varints; signed ones zigzag-mapped first):
               row (column): b = 2^((byte - 128) / 8), byte 0 = a line of zeros (nothing coded)
             3 / 4 (bzip2 / LZMA of the indices' bytes): the integer type (0 int8, 1 int16, 2 int32, 3 int64)
     then each array's payload, in order: ANS words (uint32, little-endian), or the compressed bytes
+    and last a CRC-32 of everything before it (byteio.seal: 4 bytes, counted; a damaged description is
+    refused before anything is decoded)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .byteio import (MAX_DECODED_BYTES, Encoded, Reader, bz2_decompress, factor_shapes, lzma_decompress, param_header,
-                     read_param_header, varint)
+                     read_param_header, seal, unseal, varint)
 from .coarse import CoarseGrained, StoredParam
 from ..errors import GrokError, require
 
@@ -195,7 +197,7 @@ def encode_entropy(cg: CoarseGrained, limit: int | None = None, fast: bool = Fal
         payload.append(data)
     raw = b"".join(header)
     tag, packed = min(((t, c(raw)) for t, (c, _) in HEADER_CODECS.items()), key=lambda tc: len(tc[1]))
-    data = b"E" + tag + varint(len(packed)) + packed + b"".join(payload)
+    data = seal(b"E" + tag + varint(len(packed)) + packed + b"".join(payload))
     return Encoded(data, {b"B": "bzip2", b"L": "lzma", b"R": "raw"}[tag] + "+ans")
 
 
@@ -206,8 +208,9 @@ def entropy_search_size(cg: CoarseGrained) -> int:
 
 
 def decode_entropy(data: bytes) -> CoarseGrained:
-    """Inverse of encode_entropy: the same CoarseGrained, hence bit-identical weights."""
-    outer = Reader(data, "entropy encoding")
+    """Inverse of encode_entropy: the same CoarseGrained, hence bit-identical weights; a damaged description
+    (checksum) or one that is not ours is GrokError("encoding", ...)."""
+    outer = Reader(unseal(data, "entropy encoding"), "entropy encoding")
     if outer.take(1) != b"E":
         raise GrokError("encoding", "not an entropy encoding")
     tag = outer.take(1)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from .problem import ComplexityProblem, ComplexityResult, check_eps
 from ..errors import require
 
-ALGORITHM_2_METHODS = ("sweep", "sweep-edges", "sweep-top", "bisection")
+ALGORITHM_2_METHODS = ("sweep", "sweep-top", "bisection")
 SWEEP_POINTS_PER_DECADE = 8  # chosen with benchmarks/bench_algorithm2.py (benchmarks/RESULTS.md)
-SWEEP_REFINE_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
+SWEEP_BISECT_STEPS = 8  # log-bisection steps at each feasible -> infeasible edge of the grid
 SWEEP_DECADES = 6  # the grid starts 6 decades below 2 max|theta|, where Q(theta, Delta) ~ the float32 weights
 
 
@@ -26,16 +26,14 @@ def sweep_grid(max_abs: float, points_per_decade: int = SWEEP_POINTS_PER_DECADE)
 
 
 def quantization_complexity(problem: ComplexityProblem, eps: float, method: str = "sweep",
-                            points_per_decade: int = SWEEP_POINTS_PER_DECADE, refine: int = SWEEP_REFINE_STEPS,
+                            points_per_decade: int = SWEEP_POINTS_PER_DECADE, bisect: int = SWEEP_BISECT_STEPS,
                             iterations: int = 50, tolerance: float = 1e-12) -> ComplexityResult:
     """Algorithm 2: the smallest compressed Q(theta, Delta) with |L(Q(theta, Delta)) - L(theta)| < eps.
 
     method "sweep" (the paper's appendix): every Delta of `sweep_grid` from small to large, after the
     code's starting point 1e-12 (the float32 weights themselves: the paper's compress(params)); where a
-    feasible grid point's next one is not, `refine` log-bisection steps between the two locate that edge;
-    every feasible point is compressed. "sweep-edges": the same points, but only the largest Delta of each
-    run of consecutive feasible points is compressed (assumes the size falls as Delta grows within a run;
-    cheaper, as fine grids compress slowly). "sweep-top": the same grid from the top down, stopping at
+    feasible grid point's next one is not, `bisect` log-bisection steps between the two locate that edge;
+    every feasible point is compressed. "sweep-top": the same grid from the top down, stopping at
     the first feasible point, whose edge with the infeasible point above it is refined and compressed:
     the largest feasible Delta of the grid, the authors' aim ("the largest Delta within eps") without
     bisection's assumption that feasibility is monotone (assumes the size falls as Delta grows, so no
@@ -46,26 +44,25 @@ def quantization_complexity(problem: ComplexityProblem, eps: float, method: str 
     """
     require(method in ALGORITHM_2_METHODS, "method",
             f"unknown Algorithm 2 method {method!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
-    require(isinstance(refine, int) and refine >= 0, "refine", f"must be an integer >= 0, got {refine!r}")
+    require(isinstance(bisect, int) and bisect >= 0, "bisect", f"must be an integer >= 0, got {bisect!r}")
     check_eps(eps)
     with problem.limited_threads():
         if method == "bisection":
             return _bisection(problem, eps, iterations, tolerance)
         if method == "sweep-top":
-            return _sweep_top(problem, eps, points_per_decade, refine)
-        return _sweep(problem, eps, points_per_decade, refine, edges_only=method == "sweep-edges")
+            return _sweep_top(problem, eps, points_per_decade, bisect)
+        return _sweep(problem, eps, points_per_decade, bisect)
 
 
-def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int,
-           edges_only: bool) -> ComplexityResult:
+def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, bisect: int) -> ComplexityResult:
     grid = sweep_grid(problem.grainer.max_abs, points_per_decade)
-    prefetch = not edges_only
+    prefetch = True
     evaluations = problem.evaluate_many([(None, d) for d in [1e-12] + grid], eps, prefetch=prefetch)
     feasible = [problem.feasible(e, eps) for e in evaluations[1:]]
     for i in range(len(grid) - 1):
         if feasible[i] and not feasible[i + 1]:  # an edge of a feasible run: find it in log Delta
             low, high = grid[i], grid[i + 1]
-            for _ in range(refine):
+            for _ in range(bisect):
                 middle = (low * high) ** 0.5
                 evaluation = problem.evaluate(None, middle, eps, prefetch=prefetch)
                 evaluations.append(evaluation)
@@ -73,8 +70,7 @@ def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refin
     ordered = sorted(evaluations, key=lambda e: e.delta)
     feasible = [problem.feasible(e, eps) for e in ordered]
     for i, evaluation in enumerate(ordered):
-        last_of_run = i + 1 == len(ordered) or not feasible[i + 1]
-        if feasible[i] and (last_of_run or not edges_only):
+        if feasible[i]:
             problem.size(evaluation)
     best = problem.smallest_feasible(eps, keys={e.key for e in evaluations})
     require(best is not None, "eps", f"no quantization meets the bound {eps}, not even Delta = 1e-12 "
@@ -82,7 +78,7 @@ def _sweep(problem: ComplexityProblem, eps: float, points_per_decade: int, refin
     return problem.result(best, eps, algorithm=2, n_evaluations=len(evaluations))
 
 
-def _sweep_top(problem: ComplexityProblem, eps: float, points_per_decade: int, refine: int) -> ComplexityResult:
+def _sweep_top(problem: ComplexityProblem, eps: float, points_per_decade: int, bisect: int) -> ComplexityResult:
     grid = sweep_grid(problem.grainer.max_abs, points_per_decade)[::-1] + [1e-12]  # largest first
     evaluations, best = [], None
     step = points_per_decade if problem.vectorize else 1  # a decade per batched forward on a GPU
@@ -98,7 +94,7 @@ def _sweep_top(problem: ComplexityProblem, eps: float, points_per_decade: int, r
             "(is the loss deterministic?)")
     if above is not None:  # refine the edge between the largest feasible point and the infeasible one above
         low, high = best.delta, above.delta
-        for _ in range(refine):
+        for _ in range(bisect):
             middle = (low * high) ** 0.5
             evaluation = problem.evaluate(None, middle, eps)
             evaluations.append(evaluation)

@@ -96,3 +96,19 @@ class ComplexityResult:
                     train_loss=self.train_loss,
                     train_acc=self.train_acc, test_loss=self.test_loss, test_acc=self.test_acc,
                     n_evaluations=self.n_evaluations)
+
+
+# the column names of an answer in a table (grok_lib.complexity.tracking.answer_columns)
+def size_column(prefix: str, coder: str, unit: str = "bytes") -> str:
+    """The column of an answer's size under a coder: {prefix}{coder}_bytes (unit "bits": _bits)."""
+    return f"{prefix}{coder}_{unit}"
+
+
+def bound_column(prefix: str, coder: str) -> str:
+    """The column of an answer's Eq. 4 bound with K from a coder."""
+    return f"{prefix}bound_{coder}"
+
+
+def length_column(prefix: str, coder: str) -> str:
+    """The column of an answer's total description length (bits) with model bits from a coder."""
+    return f"{prefix}description_length_{coder}_bits"

@@ -22,72 +22,17 @@ from skopt.learning import ExtraTreesRegressor, RandomForestRegressor
 from skopt.utils import cook_estimator
 from skopt.space import Real
 
+from .measurement import (DELTA_BOUNDS, PAPER, PAPER_PROBES, SEARCHES, TAU_BOUNDS, BayesConfig,  # noqa: F401
+                          Measurement)
 from .problem import ComplexityProblem, ComplexityResult, check_eps
 from .edge import edge_complexity
 from .quantization import quantization_complexity
-from .reallocation import reallocate
+from .reallocation import reallocate as reallocate_deltas
 from .surrogate import ArraySpace, FastGP
 from ..errors import require
 
-# Algorithm 1's searches: "bayes", the paper's Bayesian optimization; "edge", not in the paper, the
-# deterministic walk along the edge of the bound (grok_lib.complexity.edge)
-SEARCHES = ("bayes", "edge")
-ESTIMATORS = ("GP", "ET", "RF")  # skopt's GBRT estimator is broken with current scikit-learn
 PAPER_EPS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625)
-DELTA_BOUNDS = (1e-3, 1.0)
-TAU_BOUNDS = (1e-3, 1.0)
-# The code's two probes, in its normalised coordinates (log-scale Delta): (Delta 0.0, tau 1.0), (0.1, 0.98).
-PAPER_PROBES = ((1.0, DELTA_BOUNDS[0]), (0.98, DELTA_BOUNDS[0] * (DELTA_BOUNDS[1] / DELTA_BOUNDS[0]) ** 0.1))
-
-
-@dataclass(frozen=True)
-class BayesConfig:
-    """Algorithm 1's budget and optimizer; the defaults are the authors' (2 probes + 10 random + 50 guided)."""
-
-    n_random: int = 10  # random points after the probes and extra points
-    n_guided: int = 50  # points proposed by the surrogate model
-    probes: tuple = PAPER_PROBES  # (tau, Delta) pairs evaluated first
-    estimator: str = "GP"  # surrogate: GP (skopt's Gaussian process) or ET / RF (forests: faster, looser)
-    gp_restarts: int = 0  # extra kernel fits per GP step (skopt's default 2 costs time, not size)
-    n_trees: int = 16  # forest size for ET / RF (skopt's default is 100)
-    n_candidates: int = 2000  # candidates scored by the acquisition per proposal (fewer: larger sizes)
-    # guided points proposed per round: 1 is the paper's sequential search; k > 1 asks skopt for k points
-    # at once (constant liar, "cl_min"), evaluates them together (one batched forward on a GPU) and
-    # compresses them side by side; the same budget, a different (parallel) search
-    batch: int = 1
-    # not in the paper: after the search, `refine` log-bisection steps of Delta at the best point's tau, up
-    # from it (doubling until a Delta misses the bound, then halving the gap), so that the answer sits at
-    # the edge of the bound instead of at whichever sampled Delta was best; 0 = the paper's search
-    refine: int = 0
-    # not in the paper: after the search (and refine), `reallocate` sweeps that give each matrix its own
-    # Delta at the best point's ranks, priced at the edge of the bound (grok_lib.complexity.reallocation);
-    # 0 = the paper's one global Delta
-    reallocate: int = 0
-
-    def __post_init__(self):
-        for name in ("n_random", "n_guided"):
-            value = getattr(self, name)
-            require(isinstance(value, int) and value >= 0, name, f"must be an integer >= 0, got {value!r}")
-        require(self.n_random + self.n_guided + len(self.probes) >= 1, "n_random", "the search evaluates no point")
-        require(self.n_guided == 0 or self.n_random + len(self.probes) >= 1, "n_random",
-                "guided points need at least one probe or random point to fit the surrogate on")
-        require(self.estimator in ESTIMATORS, "estimator",
-                f"unknown surrogate {self.estimator!r}; allowed: {', '.join(ESTIMATORS)}")
-        require(isinstance(self.gp_restarts, int) and self.gp_restarts >= 0, "gp_restarts",
-                f"must be an integer >= 0, got {self.gp_restarts!r}")
-        require(isinstance(self.n_trees, int) and self.n_trees >= 1, "n_trees",
-                f"must be a positive integer, got {self.n_trees!r}")
-        require(isinstance(self.batch, int) and self.batch >= 1, "batch",
-                f"must be a positive integer, got {self.batch!r}")
-        require(isinstance(self.refine, int) and self.refine >= 0, "refine",
-                f"must be an integer >= 0, got {self.refine!r}")
-        require(isinstance(self.reallocate, int) and self.reallocate >= 0, "reallocate",
-                f"must be an integer >= 0, got {self.reallocate!r}")
-        require(isinstance(self.n_candidates, int) and self.n_candidates >= 1, "n_candidates",
-                f"must be a positive integer, got {self.n_candidates!r}")
-        for tau, delta in self.probes:
-            require(TAU_BOUNDS[0] <= tau <= TAU_BOUNDS[1], "probes", f"tau {tau} outside {TAU_BOUNDS}")
-            require(DELTA_BOUNDS[0] <= delta <= DELTA_BOUNDS[1], "probes", f"Delta {delta} outside {DELTA_BOUNDS}")
+N_CANDIDATES = 2000  # candidates the acquisition scores per proposal (skopt's sampling acquisition optimizer)
 
 
 def _surrogate(config: BayesConfig, seed: int):
@@ -110,7 +55,7 @@ def _optimizer(config: BayesConfig, seed: int, n_initial: int) -> Optimizer:
     optimizer = Optimizer(
         _space(), base_estimator=_surrogate(config, seed), n_initial_points=n_initial,
         initial_point_generator="random", acq_optimizer="sampling",
-        acq_optimizer_kwargs={"n_points": config.n_candidates}, random_state=seed)
+        acq_optimizer_kwargs={"n_points": N_CANDIDATES}, random_state=seed)
     optimizer.space = ArraySpace(optimizer.space.dimensions)  # the same candidates, sampled by numpy
     return optimizer
 
@@ -119,21 +64,23 @@ def _clip(value: float, bounds: tuple[float, float]) -> float:
     return min(max(value, bounds[0]), bounds[1])
 
 
-def bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesConfig = BayesConfig(),
-                        seed: int = 0, extra_points: tuple = (), pooled: bool = False) -> ComplexityResult:
+def bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesConfig = PAPER.budget,
+                        seed: int = 0, extra_points: tuple = (), pooled: bool = False, refine: int = 0,
+                        reallocate: int = 0) -> ComplexityResult:
     """Algorithm 1: Bayesian optimization of (tau, Delta) for the smallest size meeting the eps-bound.
 
     The answer is the smallest of the search's own points within eps (the paper's pseudocode), or with
     `pooled` the smallest of every point the problem has compressed. `extra_points`: (tau or None, Delta)
-    pairs evaluated (and told to the surrogate) before the random points. If none of the points it may
-    choose from meets the bound, Algorithm 2's sweep is run and its answer returned.
+    pairs evaluated (and told to the surrogate) before the random points. refine, reallocate: see
+    Measurement (not in the paper). If none of the points it may choose from meets the bound, Algorithm
+    2's sweep is run and its answer returned.
     """
     with problem.limited_threads():
-        return _bayesian_complexity(problem, eps, config, seed, extra_points, pooled)
+        return _bayesian_complexity(problem, eps, config, seed, extra_points, pooled, refine, reallocate)
 
 
 def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesConfig, seed: int,
-                         extra_points: tuple, pooled: bool) -> ComplexityResult:
+                         extra_points: tuple, pooled: bool, refine: int, reallocate: int) -> ComplexityResult:
     check_eps(eps)
     require(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
     initial = list(config.probes) + list(extra_points)
@@ -177,11 +124,11 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
                     optimizer.tell([list(x) for x in xs], ys, fit=remaining > 0)
             evaluated += k
     best = problem.smallest_feasible(eps, keys=None if pooled else own)
-    if best is not None and config.refine:
-        evaluated += _refine_delta(problem, best, eps, config.refine, objective)
+    if best is not None and refine:
+        evaluated += _refine_delta(problem, best, eps, refine, objective)
         best = problem.smallest_feasible(eps, keys=None if pooled else own)
-    if best is not None and config.reallocate:
-        evaluated += reallocate(problem, best, eps, config.reallocate, objective)
+    if best is not None and reallocate:
+        evaluated += reallocate_deltas(problem, best, eps, reallocate, objective)
         best = problem.smallest_feasible(eps, keys=None if pooled else own)
     if best is None:
         fallback = quantization_complexity(problem, eps)
@@ -191,7 +138,7 @@ def _bayesian_complexity(problem: ComplexityProblem, eps: float, config: BayesCo
 
 
 def _refine_delta(problem: ComplexityProblem, best, eps: float, steps: int, objective) -> int:
-    """BayesConfig.refine: log-bisection of Delta at `best`'s tau between the largest Delta known to meet
+    """Measurement.refine: log-bisection of Delta at `best`'s tau between the largest Delta known to meet
     the bound and the smallest above it known not to (doubling until one is found); every point is
     evaluated and told to `objective`, so the search's answer is the smallest of all. Returns the number of
     points evaluated. Feasibility need not be monotone in Delta: the steps only add candidates."""
@@ -218,22 +165,26 @@ class CurvePoint:
     edge: ComplexityResult | None = None  # the edge search's (grok_lib.complexity.edge), not in the paper
 
 
-def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: BayesConfig = BayesConfig(),
-                     seed: int = 0, with_algorithm_2: bool = True, algorithm_2_method: str = "sweep",
+def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, how: Measurement = PAPER,
                      with_edge: bool = False) -> list[CurvePoint]:
-    """Algorithm 2 and 1 (and with_edge, the edge search) at each eps (increasing), then each eps's pooled
-    answer over every point measured (the edge search's included).
+    """Algorithm 2 (how.algorithm_2) and Algorithm 1 (how's Bayesian search; and with_edge the edge search)
+    at each eps (increasing), then each eps's pooled answer over every point measured (the edge search's
+    included). `problem` was built with how's objective, split, sidedness and allocation (`problem_for`).
 
     The pooled complexities are non-increasing in eps and never above Algorithm 2's, by construction.
     """
+    require(isinstance(how, Measurement), "how", f"must be a Measurement (e.g. PAPER), got {type(how).__name__}")
+    require(how.algorithm == 1 and how.search == "bayes" and not how.pooled, "how",
+            "a curve runs every search (Algorithm 1's Bayesian search, Algorithm 2, pooled, with_edge the edge "
+            "search): give a measurement with algorithm=1, search='bayes', pooled=False")
     values = sorted(set(float(e) for e in eps_values))
     require(len(values) > 0, "eps", "give at least one distortion bound")
     for eps in values:
         check_eps(eps)
     searched = []
     for eps in values:
-        alg2 = quantization_complexity(problem, eps, algorithm_2_method) if with_algorithm_2 else None
-        alg1 = bayesian_complexity(problem, eps, config, seed)
+        alg2 = quantization_complexity(problem, eps, how.algorithm_2)
+        alg1 = bayesian_complexity(problem, eps, how.budget, how.seed, refine=how.refine, reallocate=how.reallocate)
         searched.append((alg1, alg2, edge_complexity(problem, eps) if with_edge else None))
     out = []
     for eps, (alg1, alg2, edge) in zip(values, searched):
@@ -243,50 +194,37 @@ def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, config: B
     return out
 
 
-def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_data=None, algorithm: int = 1,
-                       pooled: bool = False, config: BayesConfig = BayesConfig(), seed: int = 0,
-                       one_sided: bool = False, objective: str = "paper",
-                       algorithm_2_method: str = "sweep", allocation: str = "global",
-                       split: str = "left", search: str = "bayes") -> ComplexityResult:
-    """Complexity of any nn.Module at distortion eps on the FULL training set (Algorithms 1 and 2).
+def problem_for(module, loss_fn, train_data, test_data=None, how: Measurement = PAPER, **options) -> ComplexityProblem:
+    """The search problem of `module` measured `how` (its objective, sidedness, allocation and factor split);
+    options: ComplexityProblem's mechanics (threads, chunk_size, ...)."""
+    return ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=how.one_sided,
+                             objective=how.objective, allocation=how.allocation, split=how.factor_split, **options)
+
+
+def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_data=None, how: Measurement = PAPER,
+                       **fields) -> ComplexityResult:
+    """Complexity of any nn.Module at distortion eps on the FULL training set, measured `how`.
 
     module: any torch.nn.Module, of any floating dtype; every parameter and floating-point buffer is
     coarse-grained (problem.described_tensors: matrices, and >2-D tensors viewed as (shape[0], -1), may be
     low-rank factorized; others only quantized); integer and boolean buffers are left as they are.
     loss_fn(outputs, targets): the MEAN loss over a batch, >= 0 per example (e.g. F.cross_entropy).
     train_data, test_data: (inputs, targets) tensor pairs; inputs go to module(inputs) in one call per chunk.
-    algorithm: 1 = Algorithm 1 (Bayesian optimization of tau and Delta); 2 = Algorithm 2 (Delta only).
-    search: how Algorithm 1 searches (tau, Delta): "bayes", the paper's Bayesian optimization (config, seed);
-    "edge", not in the paper, the deterministic walk along the edge of the bound
-    (grok_lib.complexity.edge: no seed, no budget; the spread of both in benchmarks/RESULTS.md).
-    pooled: Algorithm 1's answer is the smallest of its points and Algorithm 2's (never worse than 2).
-    objective: the coder Algorithm 1 minimizes, "paper" (the authors' bz2-of-pickle), "symbols" or "entropy".
-    Not in the paper: config=BayesConfig(refine=8) bisects Delta up to the edge of the bound at the best tau;
-    BayesConfig(reallocate=2) then gives each matrix its own Delta, priced at that edge
-    (grok_lib.complexity.reallocation); allocation="sensitivity" fixes one per matrix beforehand from
-    measured sensitivities (grok_lib.complexity.allocation); split="balanced" shares the singular values
-    between the two low-rank factors (grok_lib.complexity.coarse.SPLITS). The tightest measured:
-    objective="entropy", BayesConfig(refine=4, reallocate=2), split="balanced" (benchmarks/RESULTS.md,
-    "A tighter bound"; grok_lib.paper.tighter's REFINE, REALLOCATE, SPLIT).
+    how: a Measurement (grok_lib.complexity.measurement): PAPER (the default: the paper's Algorithm 1),
+    AUTHORS, TIGHTEST, EDGE, or your own; fields: any of its fields changed for this call, e.g.
+    `algorithm=2`, `search="edge"`, `budget=BayesConfig(n_guided=10)`, `seed=3` (validated as one value:
+    an impossible combination names both fields).
     """
-    require(algorithm in (1, 2), "algorithm",
-            f"must be 1 (Bayesian optimization) or 2 (quantization), got {algorithm!r}")
-    check_search(search)
-    require(algorithm == 1 or search == "bayes", "search",
-            f"{search!r} searches tau and Delta (Algorithm 1); algorithm=2 searches Delta alone")
-    require(search == "bayes" or not pooled, "pooled", "pools Algorithm 1's Bayesian search with Algorithm 2; "
-            "search='edge' already includes Algorithm 2's space (tau = None)")
+    if fields:
+        how = how.but(**fields)
+    require(isinstance(how, Measurement), "how", f"must be a Measurement (e.g. PAPER), got {type(how).__name__}")
     check_eps(eps)
-    problem = ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=one_sided, objective=objective,
-                                allocation=allocation, split=split)
-    if algorithm == 2 or pooled:
-        alg2 = quantization_complexity(problem, eps, algorithm_2_method)
-        if algorithm == 2:
+    problem = problem_for(module, loss_fn, train_data, test_data, how)
+    if how.algorithm == 2 or how.pooled:
+        alg2 = quantization_complexity(problem, eps, how.algorithm_2)
+        if how.algorithm == 2:
             return alg2
-    if search == "edge":
+    if how.search == "edge":
         return edge_complexity(problem, eps)
-    return bayesian_complexity(problem, eps, config, seed, pooled=pooled)
-
-
-def check_search(search: str) -> None:
-    require(search in SEARCHES, "search", f"unknown search {search!r}; allowed: {', '.join(SEARCHES)}")
+    return bayesian_complexity(problem, eps, how.budget, how.seed, pooled=how.pooled, refine=how.refine,
+                               reallocate=how.reallocate)

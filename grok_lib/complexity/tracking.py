@@ -2,7 +2,7 @@
 
 Files written next to metrics.csv::
 
-    complexity.json   the TrackingSettings used (a later call with other settings is refused)
+    complexity.json   the TrackingSettings used: eps, the Measurement, edge (other settings are refused)
     complexity.csv    one row per (epoch, eps), columns:
         epoch, eps
         three answers, each under its prefix, with the same columns (`answer_columns`):
@@ -12,7 +12,7 @@ Files written next to metrics.csv::
           edge_    with TrackingSettings.edge: the edge search (grok_lib.complexity.edge; not in the paper)
         per answer, for every coder of grok_lib.complexity.coders.CODERS (paper, symbols, ...):
           {prefix}{coder}_bytes, {prefix}{coder}_bits, {prefix}{coder}_codec (the compressor it used),
-          {prefix}bound_{coder} (Eq. 4, delta = bound_delta, train 0-1 error of the coarse-grained net),
+          {prefix}bound_{coder} (Eq. 4, delta = 0.05, train 0-1 error of the coarse-grained net),
           {prefix}description_length_{coder}_bits (Fig. 11: model bits + data bits)
         and once per answer: {prefix}tau (NaN = no low-rank step), {prefix}delta, {prefix}ranks (JSON name ->
           factor rank or null), {prefix}train_loss, {prefix}train_acc, {prefix}test_loss, {prefix}test_acc
@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -43,16 +43,15 @@ from tqdm.auto import tqdm
 
 from .bounds import generalization_bound, total_description_length
 from .coders import naive_size
-from .allocation import check_allocation
-from .coarse import check_split
-from .problem import described_tensors, OBJECTIVES, ComplexityProblem, ComplexityResult, check_eps
+from .measurement import PAPER, Measurement
+from .problem import described_tensors, ComplexityResult, check_eps
+from .results import bound_column, length_column, size_column  # noqa: F401 -- the tables' column names
+from .table import MeasuredTable
 from ..training.data import make_split
 from ..training.train import pick_device
-from ..errors import GrokError, require
-from .quantization import ALGORITHM_2_METHODS
-from .search import PAPER_EPS, BayesConfig, complexity_curve
+from ..errors import require
+from .search import PAPER_EPS, complexity_curve, problem_for
 from ..jobs.runner import Job, Runner
-from ..files import write_text_atomic
 from ..store import Run
 
 COMPLEXITY_FILE = "complexity.csv"
@@ -64,35 +63,35 @@ class TrackingSettings:
     """How a run's checkpoints are measured; stored with the table so results are never mixed."""
 
     eps: tuple = PAPER_EPS  # distortion bounds (the authors' 4 ... 0.0625)
-    bayes: BayesConfig = field(default_factory=BayesConfig)  # Algorithm 1's budget and surrogate
-    seed: int = 0  # seeds Algorithm 1's random points and surrogate
-    one_sided: bool = False  # the code's L(theta_hat) <= L(theta) + eps instead of Eq. 7
-    objective: str = "paper"  # the coder Algorithm 1 minimizes
-    algorithm_2: str = "sweep"  # sweep (the paper's Algorithm 2) | bisection (the authors' code)
-    bound_delta: float = 0.05  # Eq. 4's confidence parameter
-    allocation: str = "global"  # one Delta (the paper's) | "sensitivity": one per matrix (complexity.allocation)
-    split: str = "left"  # low-rank factors U S, V^T (the authors') | "balanced" (complexity.coarse.SPLITS)
+    # Algorithm 1's Bayesian search (budget, seed, refine, reallocate), the coder it minimizes, the factor
+    # split, allocation and sidedness, Algorithm 2's method; every answer (alg1_, pooled_, alg2_) is recorded
+    how: Measurement = PAPER
     # not in the paper: also the edge search (grok_lib.complexity.edge) at every eps, in the edge_ columns;
     # Algorithm 1's Bayesian search stays in the alg1_ columns
     edge: bool = False
 
     def __post_init__(self):
-        require(len(self.eps) > 0, "eps", "give at least one distortion bound")
+        require(isinstance(self.eps, (tuple, list)) and len(self.eps) > 0, "eps", "give at least one distortion bound")
         for eps in self.eps:
             check_eps(eps)
         object.__setattr__(self, "eps", tuple(sorted(set(float(e) for e in self.eps))))
-        require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
-        require(self.objective in OBJECTIVES, "objective",
-                f"unknown coder {self.objective!r}; allowed: {', '.join(OBJECTIVES)}")
-        require(self.algorithm_2 in ALGORITHM_2_METHODS, "algorithm_2",
-                f"unknown method {self.algorithm_2!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
+        require(isinstance(self.how, Measurement), "how", f"must be a Measurement, got {type(self.how).__name__}")
+        require(self.how.algorithm == 1 and self.how.search == "bayes" and not self.how.pooled, "how",
+                "tracking records every answer (Algorithm 1's Bayesian search, pooled, Algorithm 2; edge=True "
+                "adds the edge search): give a measurement with algorithm=1, search='bayes', pooled=False")
         require(isinstance(self.edge, bool), "edge", f"must be True or False, got {self.edge!r}")
-        require(0.0 < self.bound_delta < 1.0, "bound_delta", f"must lie in (0, 1), got {self.bound_delta!r}")
-        check_allocation(self.allocation)
-        check_split(self.split)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=1)
+        return json.dumps({"eps": list(self.eps), "edge": self.edge, "how": self.how.as_dict()}, sort_keys=True,
+                          indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrackingSettings:
+        """Stored settings (of today's or an older format) as a TrackingSettings."""
+        data = as_stored(text)
+        require(set(data) == {"eps", "edge", "how"}, "settings",
+                f"stored settings with fields no measurement has: {sorted(set(data) - {'eps', 'edge', 'how'})}")
+        return cls(eps=tuple(data["eps"]), how=Measurement.from_dict(data["how"]), edge=data["edge"])
 
 
 ALGORITHM_1, POOLED, ALGORITHM_2, EDGE = "alg1_", "pooled_", "alg2_", "edge_"  # the answers' column prefixes
@@ -113,29 +112,14 @@ LEGACY_COLUMNS = {
 }
 
 
-def size_column(prefix: str, coder: str, unit: str = "bytes") -> str:
-    """The column of an answer's size under a coder: {prefix}{coder}_bytes (unit "bits": _bits)."""
-    return f"{prefix}{coder}_{unit}"
-
-
-def bound_column(prefix: str, coder: str) -> str:
-    """The column of an answer's Eq. 4 bound with K from a coder."""
-    return f"{prefix}bound_{coder}"
-
-
-def length_column(prefix: str, coder: str) -> str:
-    """The column of an answer's total description length (bits) with model bits from a coder."""
-    return f"{prefix}description_length_{coder}_bits"
-
-
-def answer_columns(prefix: str, result: ComplexityResult, bound_delta: float = 0.05) -> dict:
+def answer_columns(prefix: str, result: ComplexityResult) -> dict:
     """One answer's columns, every name starting with `prefix`: per coder of result.sizes (= CODERS) its
-    bytes, bits, codec, Eq. 4 bound and description length; then tau, delta, ranks, losses, accuracies and
-    n_evaluations (ComplexityResult.as_row)."""
+    bytes, bits, codec, Eq. 4 bound (confidence 1 - 0.05) and description length; then tau, delta, ranks,
+    losses, accuracies and n_evaluations (ComplexityResult.as_row)."""
     row = {k: v for k, v in result.as_row().items() if k not in ("algorithm", "eps")}
     error = 1.0 - result.train_acc if math.isfinite(result.train_acc) else math.nan
     for coder, size in result.sizes.items():
-        row[bound_column("", coder)] = generalization_bound(error, size.n_bits, result.n_train, bound_delta) \
+        row[bound_column("", coder)] = generalization_bound(error, size.n_bits, result.n_train) \
             if math.isfinite(error) else math.nan
         row[length_column("", coder)] = total_description_length(size.n_bits, result.train_loss, result.n_train)
     return {prefix + name: value for name, value in row.items()}
@@ -157,22 +141,20 @@ def read_table(path: Path) -> pd.DataFrame:
     return upgrade_columns(pd.read_csv(path))
 
 
-def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, device: str = "cpu") -> list[dict]:
-    """The complexity.csv rows of one checkpoint: one per eps."""
+def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, data, device: str = "cpu") -> list[dict]:
+    """The complexity.csv rows of one checkpoint: one per eps; data: the run's data split (training.data)."""
     start = time.perf_counter()
     model = run.load_model(epoch, device)
-    problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), (split.test_x, split.test_y),
-                                one_sided=settings.one_sided, objective=settings.objective,
-                                allocation=settings.allocation, split=settings.split)
+    problem = problem_for(model, F.cross_entropy, (data.train_x, data.train_y), (data.test_x, data.test_y),
+                          settings.how)
     naive = naive_size(described_tensors(model))
     rows = []
-    for point in complexity_curve(problem, settings.eps, settings.bayes, settings.seed,
-                                  algorithm_2_method=settings.algorithm_2, with_edge=settings.edge):
+    for point in complexity_curve(problem, settings.eps, settings.how, with_edge=settings.edge):
         row = dict(epoch=epoch, eps=point.algorithm_1.eps)
         for prefix, result in ((ALGORITHM_1, point.algorithm_1), (POOLED, point.algorithm_1_pooled),
                                (ALGORITHM_2, point.algorithm_2), (EDGE, point.edge)):
             if result is not None:
-                row.update(answer_columns(prefix, result, settings.bound_delta))
+                row.update(answer_columns(prefix, result))
         rows.append(dict(row, naive_bytes=naive, naive_bits=8 * naive, reference_train_loss=problem.reference_loss,
                          n_train=point.algorithm_1.n_train))
     for row in rows:
@@ -180,29 +162,27 @@ def measure_checkpoint(run: Run, epoch: int, settings: TrackingSettings, split, 
     return rows
 
 
-def check_settings(run: Run, settings: TrackingSettings) -> bool:
-    """Whether settings are already stored; refuses (before any write) a table made with other settings."""
-    path = run.path / SETTINGS_FILE
-    if not path.exists():
-        table = run.path / COMPLEXITY_FILE
-        require(not table.exists(), "settings", f"{table} has rows but no {SETTINGS_FILE}: the settings they "
-                f"were measured with are unknown, so nothing is added to it; move {table.name} aside (to keep it) "
-                "and measure again")
-        return False
-    wanted = json.loads(settings.to_json())
-    stored = as_stored(path.read_text())
-    if stored != wanted:
-        diff = {k: (stored.get(k), wanted.get(k)) for k in wanted if stored.get(k) != wanted.get(k)}
-        raise GrokError("settings", f"{run.path / COMPLEXITY_FILE} was measured with other settings "
-                        f"(field: stored vs requested) {diff}; keep the stored settings, or to measure anew "
-                        f"move both {COMPLEXITY_FILE} and {SETTINGS_FILE} out of {run.path}")
-    return True
-
-
 def as_stored(text: str) -> dict:
-    """Settings JSON as stored, read in today's fields: a setting added since it was written has the
-    default that reproduces the old behaviour (e.g. bayes.refine 0, allocation global)."""
-    return _with_defaults(json.loads(text), json.loads(TrackingSettings().to_json()))
+    """Stored settings JSON read in today's fields: the older flat format (seed, objective, split, bayes with
+    refine and reallocate, ...) mapped into `how`; a setting added since it was written has the default that
+    reproduces the old behaviour (e.g. refine 0, allocation global). A value of an option since removed is
+    kept only where it differs from the one behaviour left, so that such a table is refused, not mixed."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        return {"unreadable": data}
+    if "how" not in data:
+        old, bayes = dict(data), dict(data.get("bayes", {}))
+        how = {"seed": old.pop("seed", 0), "objective": old.pop("objective", "paper"),
+               "one_sided": old.pop("one_sided", False), "algorithm_2": old.pop("algorithm_2", "sweep"),
+               "allocation": old.pop("allocation", "global"), "factor_split": old.pop("split", "left"),
+               "refine": bayes.pop("refine", 0), "reallocate": bayes.pop("reallocate", 0), "budget": bayes}
+        if bayes.get("n_candidates", 2000) == 2000:  # removed: 2000 is what every search has used
+            bayes.pop("n_candidates", None)
+        if old.get("bound_delta", 0.05) == 0.05:  # removed: Eq. 4's bound is at confidence 1 - 0.05
+            old.pop("bound_delta", None)
+        old.pop("bayes", None)
+        data = {**old, "how": how}
+    return _with_defaults(data, json.loads(TrackingSettings().to_json()))
 
 
 def _with_defaults(stored, defaults):
@@ -212,12 +192,19 @@ def _with_defaults(stored, defaults):
     return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in stored.items()}}
 
 
+def complexity_table(run: Run) -> MeasuredTable:
+    """The run's complexity.csv beside complexity.json (grok_lib.complexity.table)."""
+    return MeasuredTable(run, COMPLEXITY_FILE, SETTINGS_FILE, as_stored, upgrade_columns)
+
+
+def check_settings(run: Run, settings: TrackingSettings) -> bool:
+    """Whether settings are already stored; refuses (before any write) a table made with other settings."""
+    return complexity_table(run).check(settings)
+
+
 def read_complexity(run: Run) -> pd.DataFrame:
     """The stored complexity table (empty with an `epoch` column when nothing was measured)."""
-    path = run.path / COMPLEXITY_FILE
-    if not path.exists():
-        return pd.DataFrame({"epoch": pd.Series(dtype=int), "eps": pd.Series(dtype=float)})
-    return read_table(path)
+    return complexity_table(run).read()
 
 
 def checkpoint_job(run_dir: str, config, epoch: int, settings: TrackingSettings, device: str = "cpu") -> list[dict]:
@@ -231,21 +218,7 @@ def checkpoint_job(run_dir: str, config, epoch: int, settings: TrackingSettings,
 def store_rows(run: Run, settings: TrackingSettings, rows: list[dict], lock_wait: float = math.inf) -> pd.DataFrame:
     """Merge measured rows into the run's complexity.csv, replacing rows of the same checkpoints; the table is
     read and rewritten (atomically) under the run's "complexity" lock, so concurrent writers merge."""
-    with run.lock("complexity", lock_wait):
-        return _merge_rows(run, settings, rows)
-
-
-def _merge_rows(run: Run, settings: TrackingSettings, rows: list[dict]) -> pd.DataFrame:
-    """store_rows for a caller that holds the run's "complexity" lock."""
-    if not check_settings(run, settings):
-        write_text_atomic(run.path / SETTINGS_FILE, settings.to_json())
-    table = read_complexity(run)
-    new = pd.DataFrame(rows)
-    replaced = pd.MultiIndex.from_frame(table[["epoch", "eps"]]).isin(pd.MultiIndex.from_frame(new[["epoch", "eps"]]))
-    frame = pd.concat([table[~replaced], new], ignore_index=True)  # only rows of the same (epoch, eps) go
-    frame = frame.sort_values(["epoch", "eps"], ignore_index=True)
-    write_text_atomic(run.path / COMPLEXITY_FILE, frame.to_csv(index=False))
-    return frame
+    return complexity_table(run).store(settings, rows, lock_wait)
 
 
 def track_complexity(run: Run, settings: TrackingSettings = TrackingSettings(), device: str = "cpu",
@@ -282,7 +255,7 @@ def _track_locked(run: Run, settings: TrackingSettings, device: str, progress: b
     bar = tqdm(total=len(todo), disable=not progress, desc=f"complexity {run.path.name}", unit="checkpoint")
 
     def store(epoch: int, new_rows: list[dict]) -> pd.DataFrame:
-        frame = _merge_rows(run, settings, new_rows)
+        frame = complexity_table(run).merge(settings, new_rows)
         last = frame[frame.epoch == epoch]
         kb = _at(last, 1.0, size_column(ALGORITHM_1, "paper")) / 1e3
         bar.set_postfix(epoch=epoch, kB_at_eps1=f"{kb:.1f}", refresh=False)

@@ -218,7 +218,7 @@ def fig07_algorithm2(complexity: pd.DataFrame, profile: str, eps: float = 1.0):
     rows = _at_eps(complexity, eps)
     alg1, alg2 = size_column(ALGORITHM_1, "paper"), size_column(ALGORITHM_2, "paper")
     ratio = float(np.median(rows[alg2] / rows[alg1])) if len(rows) else float("nan")
-    method = get_profile(profile).algorithm_2 if profile in PROFILES else "?"  # which Algorithm 2 ran
+    method = get_profile(profile).how.algorithm_2 if profile in PROFILES else "?"  # which Algorithm 2 ran
     fig = _regime_panels(rows, alg2, f"complexity (kB, ε = {eps:g})",
                          f"Fig. 7 — quantization alone (Algorithm 2, {method}, solid) vs Algorithm 1 (dotted): median "
                          f"ratio {ratio:.2f}; pooled Algorithm 1 ≤ both by construction", profile, scale=1e-3)

@@ -93,7 +93,7 @@ def checkpoint_complexity(run: Run, step: int, eps: float, bayes: BayesConfig) -
     """
     split = make_task_split(run.config)
     result = measure_complexity(run.load_model(step), F.cross_entropy, (split.train_x, split.train_y), eps=eps,
-                                test_data=(split.test_x, split.test_y), config=bayes, seed=run.config.seed,
+                                test_data=(split.test_x, split.test_y), budget=bayes, seed=run.config.seed,
                                 pooled=True)
     return dict(step=step, eps=eps, **answer_columns(ANSWER, result))
 

@@ -3,17 +3,16 @@ checkpoints' rate-distortion. Each piece reuses what the run store already holds
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from ..complexity.table import INLINE, MeasuredTable
 from ..complexity.tracking import (as_stored, check_settings, checkpoint_job, load_complexity, measure_checkpoint,
-                                   read_complexity, read_table, store_rows)
+                                   read_complexity, store_rows, upgrade_columns)
 from ..jobs.cluster import Cluster
 from ..jobs.runner import Job, Runner
-from ..files import write_text_atomic
 from ..store import Run, RunStore
 from ..training.config import RunConfig
 from ..training.data import make_split
@@ -150,22 +149,36 @@ def _final_job(run_dir: str, config: RunConfig, settings) -> list[dict]:
     return measure_checkpoint(run, run.checkpoints()[-1], settings, split)
 
 
+def rate_distortion_table(run: Run) -> MeasuredTable:
+    """The run's rate_distortion.csv, its settings in every row (grok_lib.complexity.table)."""
+    return MeasuredTable(run, RATE_DISTORTION_FILE, None, as_stored, upgrade_columns, lock="rate_distortion")
+
+
 def _store_final(run: Run, settings, rows: list[dict]) -> None:
-    with run.lock("rate_distortion"):
-        table = pd.DataFrame(rows).assign(settings=settings.to_json().replace("\n", ""))
-        write_text_atomic(run.path / RATE_DISTORTION_FILE, table.to_csv(index=False))
+    rate_distortion_table(run).store(settings, rows)
 
 
 def _final_name(run: Run) -> str:
     return f"final {run.path.name}"
 
 
+def _last_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the table's last epoch: the run's final checkpoint (a run trained on since keeps its
+    earlier final rows; none is dropped)."""
+    return frame[frame.epoch == frame.epoch.max()] if len(frame) else frame
+
+
 def _final_stored(run, profile: Profile) -> bool:
-    """Whether the run's rate_distortion.csv was measured with the profile's final settings (read with
-    today's fields, so a setting added since does not invalidate it)."""
-    path = run.path / RATE_DISTORTION_FILE
-    wanted = json.loads(tracking_settings(profile, final=True).to_json())
-    return path.exists() and as_stored(read_table(path)["settings"].iloc[0]) == wanted
+    """Whether the run's rate_distortion.csv holds every final eps at the run's last checkpoint; a table
+    measured with other settings is refused (read with today's fields, so a setting added since does not
+    count as a difference), never overwritten."""
+    table, settings = rate_distortion_table(run), tracking_settings(profile, final=True)
+    if not table.check(settings):
+        return False
+    rows = table.read()
+    checkpoints = run.checkpoints()
+    last = rows[rows.epoch == checkpoints[-1]] if checkpoints else _last_rows(rows)
+    return set(settings.eps) <= set(last.eps)
 
 
 def final_jobs(runs: list, profile: Profile, after: dict | None = None) -> list[Job]:
@@ -180,13 +193,14 @@ def final_rate_distortion(runs: list, profile: Profile) -> pd.DataFrame:
     """Algorithm 1 and 2 on each run's final checkpoint at every eps of profile.final_eps (Fig. 4).
 
     Kept in the run directory as rate_distortion.csv (the tracking table holds one eps list per run, and
-    the cpu profile tracks eps = 1 only); remeasured only when the settings differ from the stored ones.
+    the cpu profile tracks eps = 1 only); measured where the run's last checkpoint lacks an eps; a table of
+    other settings is refused (move it aside to measure anew).
     """
     jobs = final_jobs(runs, profile)
     if jobs:
         Runner(profile.workers).run(jobs, f"rate-distortion of {len(jobs)} final checkpoint(s), "
                                     f"eps {list(profile.final_eps)}", "run", on_result=writers(runs, profile))
-    frames = [read_table(r.path / RATE_DISTORTION_FILE).drop(columns="settings").copy()
+    frames = [_last_rows(rate_distortion_table(r).read()).drop(columns=INLINE).copy()
               .assign(op=r.config.op, regime=r.config.regime, seed=r.config.seed, init=r.config.init) for r in runs]
     return pd.concat(frames, ignore_index=True).copy()
 

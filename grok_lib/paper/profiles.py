@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from ..complexity.search import PAPER_EPS, PAPER_PROBES, BayesConfig
+from ..complexity.measurement import PAPER, PAPER_PROBES, BayesConfig, Measurement
+from ..complexity.search import PAPER_EPS
 from ..complexity.tracking import TrackingSettings
 from ..errors import require
 from ..store import RunStore
@@ -87,6 +88,13 @@ LMN_SETTINGS = {
 }
 
 
+# the profiles' reduced Algorithm 1 (the paper's search with fewer points and a forest surrogate) and the top-down
+# sweep for Algorithm 2; the spread of both is measured in benchmarks/RESULTS.md
+CI_SEARCH = PAPER.but(budget=BayesConfig(n_random=2, n_guided=2, estimator="ET"))
+REDUCED_SEARCH = PAPER.but(budget=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
+                           algorithm_2="sweep-top")
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything a profile fixes; the notebooks read these fields, never constants of their own."""
@@ -99,7 +107,9 @@ class Profile:
     op_fields: dict = field(default_factory=dict)  # op -> RunConfig fields that override run_fields for that op
     seeds_for: dict = field(default_factory=dict)  # (op, regime) -> seeds that replace `seeds` for that cell
     cell_fields: dict = field(default_factory=dict)  # (op, regime) -> RunConfig fields over fields_for(op)
-    bayes: BayesConfig = BayesConfig()  # Algorithm 1's budget at every tracked checkpoint
+    # how every tracked checkpoint is measured: the paper's Algorithm 1 with the profile's budget, Algorithm 2's
+    # method (grok_lib.complexity.measurement)
+    how: Measurement = PAPER
     track_eps: tuple[float, ...] = (1.0,)  # eps measured along training (Figs 1-3, 5-7, 11 use eps = 1)
     final_eps: tuple[float, ...] = PAPER_EPS  # eps measured on the final checkpoint (Fig 4)
     min_epoch: int = 1  # first logged epoch whose checkpoint is coarse-grained
@@ -107,7 +117,6 @@ class Profile:
     slider_deltas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # for the widgets
     workers: int = 1  # processes that train / measure runs in parallel
     edge: bool = False  # whether the tables also hold the edge search's answers (edge_ columns)
-    algorithm_2: str = "sweep"  # Algorithm 2's method (grok_lib.complexity.quantization.ALGORITHM_2_METHODS)
     # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or the edge
     # search's where the search budget is cut (a reduced Bayesian budget draws its own noise as dynamics:
     # benchmarks/RESULTS.md, "The spread of the searches"); Algorithm 1 stays in every table
@@ -160,25 +169,23 @@ def get_profile(name: str) -> Profile:
         return Profile(
             name="ci", ops=("mul",), regimes=("none", "ours"), seeds=(0,),
             run_fields=dict(p=11, train_frac=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=40),
-            bayes=BayesConfig(n_random=2, n_guided=2, estimator="ET"), track_eps=(1.0,),
+            how=CI_SEARCH, track_eps=(1.0,),
             final_eps=(0.5, 2.0), min_epoch=20, slider_taus=(0.8, 0.95, 1.0), slider_deltas=(1e-2, 0.1),
             workers=1, algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["ci"])
     if name == "cpu":
         return Profile(
             name="cpu", ops=PAPER_OPS, regimes=REGIMES, seeds=(0,), run_fields=_cpu_fields(),
             op_fields={op: {"epochs": CPU_TWO_LAYER_EPOCHS} for op in PAPER_OPS if OPS[op].n_layers == 2},
-            bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
-            track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
-            algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"])
+            how=REDUCED_SEARCH, track_eps=(1.0,), final_eps=(0.0625, 0.25, 1.0, 4.0), min_epoch=30, workers=2,
+            algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"])
     if name == "p113":
         return Profile(
             name="p113", ops=PAPER_OPS, regimes=REGIMES, seeds=(0,),
             seeds_for={cell: (0, 1, 2) for cell in FIG1_CELLS},  # Fig. 1's error bands
             cell_fields={cell: {"epochs": P113_FIG1_EPOCHS} for cell in FIG1_CELLS},  # and its length
             run_fields=dict(p=113, epochs=P113_EPOCHS),  # the paper's fractions and layers (the op's defaults)
-            bayes=BayesConfig(n_random=2, n_guided=6, probes=PAPER_PROBES + CPU_PROBES, estimator="ET"),
-            track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
-            algorithm_2="sweep-top", algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"], with_lmn=False,
+            how=REDUCED_SEARCH, track_eps=(1.0,), final_eps=PAPER_EPS, min_epoch=30, workers=os.cpu_count() or 1,
+            algorithm_1="edge", edge=True, lmn=LMN_SETTINGS["cpu"], with_lmn=False,
             reproduce_computes=False)
     return Profile(name="paper", ops=PAPER_OPS, regimes=REGIMES, seeds=tuple(range(6)),
                    run_fields=dict(epochs=10_000), track_eps=PAPER_EPS, final_eps=PAPER_EPS,
@@ -226,5 +233,4 @@ def theory_config(profile: Profile) -> RunConfig:
 
 def tracking_settings(profile: Profile, final: bool = False):
     """The TrackingSettings of a profile: eps along training, or (final=True) the final checkpoint's eps."""
-    return TrackingSettings(eps=profile.final_eps if final else profile.track_eps, bayes=profile.bayes,
-                            algorithm_2=profile.algorithm_2, edge=profile.edge)
+    return TrackingSettings(eps=profile.final_eps if final else profile.track_eps, how=profile.how, edge=profile.edge)

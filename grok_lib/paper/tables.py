@@ -87,7 +87,9 @@ def provenance_note(provenance: dict) -> str:
             f"- machine: {provenance['machine']}\n- torch: {provenance.get('torch', '?')}, "
             f"{provenance.get('threads', '?')} thread(s) per process\n- date: {provenance['date']}\n"
             f"- wall time: {'not recorded' if wall is None else f'{wall:.0f} s'} "
-            f"(the runs' own training clocks: {provenance['train_wall_s']:.0f} s)\n")
+            f"(the runs' own training clocks: {provenance['train_wall_s']:.0f} s)\n"
+            + "".join(f"- recoded {r['date']} at `{r['commit']}`: {r['why']} (`{r['command']}`)\n"
+                      for r in provenance.get("recoded", [])))
 
 
 def _commit() -> str:

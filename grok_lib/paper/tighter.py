@@ -3,9 +3,9 @@
     python -m grok_lib.paper.tighter --profile cpu --runs mul-none mul-ours add-ours sub-ours div-ours
 
 For each named run of the profile (op-regime, every seed), every checkpoint its complexity.csv tracks at eps
-is measured again by Algorithm 1 with the `entropy` coder as its objective, Delta refined to the edge of
-the bound (BayesConfig.refine), then a Delta per matrix priced at that edge (BayesConfig.reallocate) and the
-balanced low-rank split (coarse.SPLITS) — the profile's budget otherwise — and the answer is written to the run's
+is measured again by Algorithm 1 measured as the TIGHTEST preset says (grok_lib.complexity.measurement: the
+`entropy` coder as its objective, Delta refined to the edge of the bound, then a Delta per matrix priced at
+that edge, the balanced low-rank split) with the profile's budget, and the answer is written to the run's
 tighter.csv (columns tight_*, as complexity.csv's answers; after each checkpoint, atomically, under the
 run's lock, so an interrupted pass resumes). The paper's number stays where it was, in complexity.csv:
 the figure draws both, from those two tables, into the profile's figures folder as fig01_tighter.png and
@@ -15,21 +15,18 @@ fig02_tighter.png. Not in the paper; costs: benchmarks/RESULTS.md ("A tighter bo
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from ..complexity.coarse import SPLITS
-from ..complexity.problem import ComplexityProblem
-from ..complexity.search import bayesian_complexity
-from ..complexity.tracking import (ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity,
-                                   read_table, size_column)
-from ..errors import GrokError, require, run_command
-from ..files import write_text_atomic
+from ..complexity.measurement import PAPER, TIGHTEST, Measurement, add_measurement_options, measurement_from
+from ..complexity.measurement import preset as get_preset
+from ..complexity.search import bayesian_complexity, problem_for
+from ..complexity.table import MeasuredTable
+from ..complexity.tracking import ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity, \
+    size_column, upgrade_columns
+from ..errors import require, run_command
 from ..training.data import make_split
 from ..training.ops import PAPER_OPS
 from .figures import REGIME_COLORS, REGIME_LABELS, _epoch_axis, _title, mean_se, save_figure
@@ -37,67 +34,60 @@ from .profiles import figures_dir, get_profile, profile_configs, run_store
 
 TIGHTER_FILE, TIGHTER_SETTINGS = "tighter.csv", "tighter.json"
 TIGHT = "tight_"  # the column prefix of the tighter answers
-# the tightest search measured (benchmarks/bench_tighter.py, "tightest"; benchmarks/RESULTS.md)
-REFINE, REALLOCATE, SPLIT = 4, 2, "balanced"
-OBJECTIVE = "entropy"
+OBJECTIVE = TIGHTEST.objective  # the coder whose size the figures draw
 
 
 # Fig. 1's runs (x, unregularized and ours) and Fig. 2's (every op of the paper, ours)
 FIG_RUNS = ["mul-none", "mul-ours", *(f"{op}-ours" for op in PAPER_OPS if op != "mul")]
 
 
-def settings_for(profile, eps: float = 1.0, refine: int = REFINE, reallocate: int = REALLOCATE,
-                 split: str = SPLIT) -> TrackingSettings:
+def settings_for(profile, eps: float = 1.0, how: Measurement | None = None) -> TrackingSettings:
     """What a tighter.csv is measured with (stored beside it, read like complexity.json; a mismatch is
-    refused, never mixed): the profile's budget with Delta refined and reallocated per matrix, the entropy
-    coder as the objective, the low-rank factors split as `split`."""
-    bayes = dataclasses.replace(profile.bayes, refine=refine, reallocate=reallocate)
-    return TrackingSettings(eps=(eps,), bayes=bayes, objective=OBJECTIVE, split=split)
+    refused, never mixed): `how`, by default TIGHTEST with the profile's budget."""
+    return TrackingSettings(eps=(eps,), how=how or TIGHTEST.but(budget=profile.how.budget))
 
 
 def describe(settings: TrackingSettings) -> str:
     """The tighter search in a few words, for the figures' legends."""
-    parts = [f"{settings.objective} coder"]
-    if settings.bayes.refine:
+    how = settings.how
+    parts = [f"{how.objective} coder"]
+    if how.refine:
         parts.append("Δ refined")
-    if settings.bayes.reallocate:
+    if how.reallocate:
         parts.append("a Δ per matrix")
-    if settings.split != "left":
-        parts.append(f"{settings.split} factors")
+    if how.factor_split != PAPER.factor_split:
+        parts.append(f"{how.factor_split} factors")
     return ", ".join(parts)
 
 
+def tighter_table(run) -> MeasuredTable:
+    """The run's tighter.csv beside tighter.json (grok_lib.complexity.table)."""
+    return MeasuredTable(run, TIGHTER_FILE, TIGHTER_SETTINGS, as_stored, upgrade_columns)
+
+
 def read_tighter(run) -> pd.DataFrame:
-    path = run.path / TIGHTER_FILE
-    return read_table(path) if path.exists() else pd.DataFrame({"epoch": pd.Series(dtype=int)})
+    return tighter_table(run).read()
 
 
 def measure_tighter(run, settings: TrackingSettings, progress: bool = True) -> pd.DataFrame:
     """Measure every checkpoint of the run's complexity.csv at settings' eps not yet in tighter.csv."""
+    import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    path, (eps,) = run.path / TIGHTER_SETTINGS, settings.eps
-    if path.exists() and as_stored(path.read_text()) != json.loads(settings.to_json()):
-        raise GrokError("settings", f"{run.path / TIGHTER_FILE} was measured with other settings ({path}); "
-                        f"move both files away to measure anew")
+    table, (eps,) = tighter_table(run), settings.eps
+    table.check(settings)
     tracked = read_complexity(run)
     epochs = sorted(int(e) for e in tracked[tracked.eps == eps].epoch.unique())
     require(len(epochs) > 0, "runs", f"{run.path.name} has no complexity.csv rows at eps {eps:g}; "
                                      f"measure it first (python -m grok_lib compute --profile ...)")
-    config = run.config
+    config, how = run.config, settings.how
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     todo = [e for e in epochs if e not in set(read_tighter(run).epoch)]
     for epoch in tqdm(todo, desc=f"tighter {run.path.name}", disable=not progress):
-        problem = ComplexityProblem(run.load_model(epoch), F.cross_entropy, (split.train_x, split.train_y),
-                                    (split.test_x, split.test_y), objective=settings.objective,
-                                    allocation=settings.allocation, split=settings.split)
-        result = bayesian_complexity(problem, eps, settings.bayes, settings.seed)
-        row = {"epoch": epoch, "eps": eps, **answer_columns(TIGHT, result, settings.bound_delta)}
-        with run.lock("complexity"):
-            table = read_tighter(run)
-            frame = pd.concat([table[table.epoch != epoch], pd.DataFrame([row])], ignore_index=True)
-            write_text_atomic(path, settings.to_json())
-            write_text_atomic(run.path / TIGHTER_FILE, frame.sort_values("epoch").to_csv(index=False))
+        problem = problem_for(run.load_model(epoch), F.cross_entropy, (split.train_x, split.train_y),
+                              (split.test_x, split.test_y), how)
+        result = bayesian_complexity(problem, eps, how.budget, how.seed, refine=how.refine, reallocate=how.reallocate)
+        table.store(settings, [{"epoch": epoch, "eps": eps, **answer_columns(TIGHT, result)}])
     return read_tighter(run)
 
 
@@ -164,11 +154,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", nargs="+", default=FIG_RUNS,
                         help="op-regime names, every seed of each (default: Fig. 1's and Fig. 2's runs)")
     parser.add_argument("--eps", type=float, default=1.0)
-    parser.add_argument("--refine", type=int, default=REFINE, help=f"BayesConfig.refine (default {REFINE})")
-    parser.add_argument("--reallocate", type=int, default=REALLOCATE,
-                        help=f"BayesConfig.reallocate sweeps (default {REALLOCATE}; 0: one global Delta)")
-    parser.add_argument("--split", default=SPLIT, choices=list(SPLITS),
-                        help=f"low-rank factor split (default {SPLIT}; left: the authors')")
+    add_measurement_options(parser.add_argument_group("how to measure (the profile's budget unless changed)"),
+                            default="tightest")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -180,7 +167,8 @@ def main(argv=None) -> int:
         require(len(configs) > 0, "runs", f"none of {args.runs} is a run of profile {args.profile} (op-regime)")
         store = run_store()
         runs = [store.run(c) for c in configs]
-        settings = settings_for(profile, args.eps, args.refine, args.reallocate, args.split)
+        settings = settings_for(profile, args.eps, measurement_from(args, get_preset(args.preset).but(
+            budget=profile.how.budget)))
         for run in runs:
             measure_tighter(run, settings, progress=not args.quiet)
         for name, fig in figures(both_tables(runs, args.eps), args.profile, args.eps, describe(settings)):

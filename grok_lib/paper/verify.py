@@ -25,8 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..complexity.search import BayesConfig
-from ..complexity.tracking import COMPLEXITY_FILE, SETTINGS_FILE, TrackingSettings, as_stored, measure_checkpoint, \
+from ..complexity.tracking import COMPLEXITY_FILE, SETTINGS_FILE, TrackingSettings, measure_checkpoint, \
     read_table
 from ..errors import require
 from ..store import Run, RunStore, read_config
@@ -58,11 +57,8 @@ def recorded(provenance: dict) -> tuple[str, int]:
 
 
 def settings_from(text: str) -> TrackingSettings:
-    """The TrackingSettings of a stored complexity.json."""
-    stored = as_stored(text)
-    bayes = dict(stored.pop("bayes"))
-    bayes["probes"] = tuple(tuple(p) for p in bayes["probes"])
-    return TrackingSettings(**{**stored, "eps": tuple(stored["eps"]), "bayes": BayesConfig(**bayes)})
+    """The TrackingSettings of a stored complexity.json (of today's or an older format)."""
+    return TrackingSettings.from_json(text)
 
 
 def _same(committed: float, measured: float, exact: bool) -> bool:
