@@ -20,12 +20,11 @@ import torch.nn.functional as F
 
 from grok_lib.complexity.problem import ComplexityProblem
 from grok_lib.training.data import make_split
-from grok_lib.complexity.quantization import SWEEP_POINTS_PER_DECADE, SWEEP_REFINE_STEPS, quantization_complexity
+from grok_lib.complexity.quantization import SWEEP_POINTS_PER_DECADE, SWEEP_BISECT_STEPS, quantization_complexity
 from grok_lib.store import RunStore
 from grok_lib.training.train import grokking_epochs
 
-SWEEPS = [("sweep", 4, 8), ("sweep", 8, 0), ("sweep", 8, 8), ("sweep", 16, 8), ("sweep-edges", 8, 8),
-          ("sweep-edges", 16, 8), ("sweep-top", 8, 8)]
+SWEEPS = [("sweep", 4, 8), ("sweep", 8, 0), ("sweep", 8, 8), ("sweep", 16, 8), ("sweep-top", 8, 8)]
 FINEST = (32, 12)  # the reference: 32 points per decade, 12 refinement steps
 
 
@@ -40,7 +39,7 @@ def checkpoints(run) -> list[int]:
 def measure(problem_args, eps: float, method: str, k: int = 1, refine: int = 0):
     problem = ComplexityProblem(*problem_args)
     start = time.perf_counter()
-    result = quantization_complexity(problem, eps, method=method, points_per_decade=k, refine=refine)
+    result = quantization_complexity(problem, eps, method=method, points_per_decade=k, bisect=refine)
     return result, time.perf_counter() - start
 
 
@@ -54,7 +53,7 @@ def main() -> None:
     runs = [r for r in RunStore(args.store).runs() if args.runs is None or r.path.name in args.runs]
     ratios: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
-    print(f"default sweep: {SWEEP_POINTS_PER_DECADE} points per decade, {SWEEP_REFINE_STEPS} refinement steps")
+    print(f"default sweep: {SWEEP_POINTS_PER_DECADE} points per decade, {SWEEP_BISECT_STEPS} bisection steps")
     print("| checkpoint | eps | method | bytes | / finest | Delta | evaluations | s |")
     print("|---|---|---|---|---|---|---|---|")
     for run in runs:

@@ -58,6 +58,7 @@ from grok_lib.training.model import Transformer
 from grok_lib.complexity.quantization import quantization_complexity
 from grok_lib.complexity.search import BayesConfig, bayesian_complexity
 from grok_lib.store import Run, RunStore
+from grok_lib.complexity.measurement import PAPER
 from grok_lib.complexity.tracking import TrackingSettings, track_complexity
 from grok_lib.training.train import train
 
@@ -195,7 +196,7 @@ def algorithm_1_throughput(args, run: Run, k: int) -> None:
 
 def throughput(args, run: Run, k: int) -> None:
     epochs = run.checkpoints()[-k:]
-    settings = TrackingSettings(eps=(args.eps,), bayes=BayesConfig(estimator=args.estimator))
+    settings = TrackingSettings(eps=(args.eps,), how=PAPER.but(budget=BayesConfig(estimator=args.estimator)))
     per_checkpoint = {}
     for workers in (1, args.workers):
         with tempfile.TemporaryDirectory() as tmp:

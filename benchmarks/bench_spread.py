@@ -114,12 +114,12 @@ def main() -> None:
                     answers = [measure("paper", s, lambda p, s=s: bayesian_complexity(p, EPS, BayesConfig(), s),
                                        problem_of) for s in seeds]
                 elif search == "budget":
-                    answers = [measure("budget", s, lambda p, s=s: bayesian_complexity(p, EPS, profile.bayes, s),
+                    answers = [measure("budget", s, lambda p, s=s: bayesian_complexity(p, EPS, profile.how.budget, s),
                                        problem_of) for s in seeds]
                 elif search == "edge":
                     answers = [measure("edge", s, lambda p: edge_complexity(p, EPS), problem_of) for s in (0, 1)]
                 elif search == "alg2":
-                    answers = [measure("alg2", 0, lambda p: quantization_complexity(p, EPS, profile.algorithm_2),
+                    answers = [measure("alg2", 0, lambda p: quantization_complexity(p, EPS, profile.how.algorithm_2),
                                        problem_of)]
                 elif search == "dense":
                     answers = [measure("dense", 0, dense_grid, problem_of)]

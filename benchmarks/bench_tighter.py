@@ -79,12 +79,12 @@ def checkpoints(profile, store, only=None):
             yield config, run, epoch
 
 
-def search(model, split, eps, bayes, objective, allocation, factor_split="left"):
+def search(model, split, eps, bayes, objective, allocation, factor_split="left", refine=0, reallocate=0):
     clear_fast_cache()  # every search starts as a fresh one would: no encodings remembered from the last
     start = time.perf_counter()
     problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), objective=objective,
                                 allocation=allocation, split=factor_split)
-    result = bayesian_complexity(problem, eps, bayes)
+    result = bayesian_complexity(problem, eps, bayes, refine=refine, reallocate=reallocate)
     seconds = time.perf_counter() - start
     for name, coder in CODERS.items():
         if coder.decode is not None:
@@ -107,8 +107,9 @@ def main() -> int:
     profile, store = get_profile(args.profile), RunStore(args.store)
     ratios = {name: [] for name in searches}
     seconds = {name: [] for name in searches}
-    print(f"eps {args.eps}, budget {profile.bayes.n_random} random + {profile.bayes.n_guided} guided + "
-          f"{len(profile.bayes.probes)} probes; bytes (x the paper search's paper bytes) evaluations seconds")
+    budget = profile.how.budget
+    print(f"eps {args.eps}, budget {budget.n_random} random + {budget.n_guided} guided + "
+          f"{len(budget.probes)} probes; bytes (x the paper search's paper bytes) evaluations seconds")
     print("| run @ epoch | paper search: paper B / entropy B | " + " | ".join(n for n in searches if n != "paper")
           + " |")
     print("|---|---|" + "---|" * (len(searches) - 1))
@@ -118,9 +119,9 @@ def main() -> int:
         cells, reference = {}, None
         for name, s in searches.items():
             objective = s.objective
-            bayes = dataclasses.replace(profile.bayes, n_guided=profile.bayes.n_guided + s.extra, refine=s.refine,
-                                        reallocate=s.reallocate)
-            result, took, _ = search(model, split, args.eps, bayes, objective, s.allocation, s.split)
+            bayes = dataclasses.replace(budget, n_guided=budget.n_guided + s.extra)
+            result, took, _ = search(model, split, args.eps, bayes, objective, s.allocation, s.split, s.refine,
+                                     s.reallocate)
             if name == "paper":
                 reference = result.sizes["paper"].n_bytes
             size = result.sizes[objective].n_bytes

@@ -17,7 +17,7 @@ module-level function or an nn.Module loss; not a lambda).
 from __future__ import annotations
 
 import copy
-import inspect
+import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from ..complexity.problem import check_eps
-from ..complexity.search import measure_complexity
+from ..complexity.measurement import PAPER, Measurement
 from ..errors import GrokError, require
 from ..log import get as get_logger
 from .schedule import Schedule
@@ -41,8 +41,7 @@ from .worker import init_worker, measure_snapshot, serialize
 LOG = get_logger(__name__)
 DEFAULT_OPTIONS = {"search": "edge"}  # deterministic, about a tenth of a second on a small MLP
 # measure_complexity's keyword options the monitor passes through (the rest are the monitor's own arguments)
-OPTIONS = tuple(name for name, p in inspect.signature(measure_complexity).parameters.items()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "test_data")
+OPTIONS = ("how",) + tuple(f.name for f in dataclasses.fields(Measurement))  # `how`, or fields of it changed
 
 
 def _cpu_pair(data, field: str):
@@ -60,8 +59,9 @@ class ComplexityMonitor:
     train_data, test_data: (inputs, targets) tensor pairs; complexity is measured on all of train_data.
     schedule: "log" (steps floor(1.3^n): 1, 2, 3, 4, 6, 8, ...), every N steps (an int), a list of steps, or
         None (only `measure()` calls); grok_lib.monitor.schedule.Schedule.
-    eps: the distortion bound (nats of mean loss) of the coarse-graining; options: measure_complexity's
-        keyword options (default {"search": "edge"}; {"algorithm": 2} is Algorithm 2, quantization only).
+    eps: the distortion bound (nats of mean loss) of the coarse-graining; options: how to measure, as
+        measure_complexity takes it: {"how": a Measurement (e.g. TIGHTEST)} and/or fields of it changed
+        (default {"search": "edge"}; {"algorithm": 2} is Algorithm 2, quantization only).
     csv, tensorboard: a CSV file, a TensorBoard log folder to write; wandb: True or a project name for a
         wandb run in offline mode; sinks: more sink objects (grok_lib.monitor.sinks).
     model_stats: also the network's own losses, accuracies, L2 norm, spectral entropy and effective rank.
@@ -87,6 +87,8 @@ class ComplexityMonitor:
         unknown = sorted(set(options) - set(OPTIONS))
         require(not unknown, "options", f"not options of measure_complexity: {', '.join(unknown)}; "
                 f"allowed: {', '.join(OPTIONS)}")
+        fields = {k: v for k, v in options.items() if k != "how"}
+        options = {"how": options.get("how", PAPER).but(**fields)}  # one Measurement, validated here, once
         for name, value, low in (("workers", workers, 1), ("nice", nice, 0)):
             require(isinstance(value, int) and not isinstance(value, bool) and value >= low, name,
                     f"must be an integer >= {low}, got {value!r}")

@@ -33,8 +33,8 @@ from ..training.train import grokking_epochs
 # (the best of its own search points) or pooled (the best of every point measured on the checkpoint, Algorithm 2's
 # sweep included), or the edge search's (deterministic, not in the paper: grok_lib.complexity.edge). Sizes, bounds
 # and description lengths are those of the paper's coder unless `coder` says.
-VARIANTS = {"paper": ALGORITHM_1, "pooled": POOLED, "edge": EDGE}
-VARIANT_LABELS = {"paper": "Algorithm 1", "pooled": "Algorithm 1 pooled with Algorithm 2",
+VARIANTS = {"alg1": ALGORITHM_1, "pooled": POOLED, "edge": EDGE}  # named as the answers' column prefixes
+VARIANT_LABELS = {"alg1": "Algorithm 1", "pooled": "Algorithm 1 pooled with Algorithm 2",
                   "edge": "edge search, not in the paper"}
 FIGURE_NAMES = {
     1: "fig01_complexity_mul", 2: "fig02_complexity_ours", 3: "fig03_complexity_none",
@@ -85,7 +85,7 @@ PAPER_FIG1 = {"add": (98, 24), "mul": (94, 23), "sub": (211, 110), "div": (211, 
 
 # --- the figures ----------------------------------------------------------------------------------------
 def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str = "mul", eps: float = 1.0,
-                               variant: str = "paper"):
+                               variant: str = "alg1"):
     """Fig. 1: complexity (Algorithm 1, eps = 1) vs epoch, unregularized vs regularized, on one op; markers
     at memorization (square: seed-mean train accuracy >= 0.99) and generalization (circle: test)."""
     rows = _at_eps(complexity[complexity.op == op], eps)
@@ -117,7 +117,7 @@ def fig01_complexity_by_regime(complexity: pd.DataFrame, profile: str, op: str =
 
 
 def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: str, eps: float = 1.0,
-                                variant: str = "paper"):
+                                variant: str = "alg1"):
     """Figs. 2 (regime ours) and 3 (none): per op, complexity (Algorithm 1, eps = 1, left axis) and train /
     test accuracy (right axis) vs epoch."""
     rows = _at_eps(complexity[complexity.regime == regime], eps)
@@ -143,7 +143,7 @@ def fig_complexity_and_accuracy(complexity: pd.DataFrame, profile: str, regime: 
     return fig
 
 
-def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours", variant: str = "paper") -> pd.DataFrame:
+def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours", variant: str = "alg1") -> pd.DataFrame:
     """Per op: the fit complexity_kB = a ln(eps) + b to the seed-mean final complexity (Fig. 4), with R^2."""
     rows = []
     for op in _ops(final[final.regime == regime]):
@@ -155,7 +155,7 @@ def rate_distortion_fits(final: pd.DataFrame, regime: str = "ours", variant: str
     return pd.DataFrame(rows, columns=["op", "a", "b", "r2"])
 
 
-def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "paper"):
+def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "alg1"):
     """Fig. 4: complexity of the final weights (Algorithm 1) vs eps per op, with the least-squares fit
     a ln(eps) + b (grok_lib.complexity.bounds.fit_rate_distortion) and its R^2 in the legend."""
     rows = final[final.regime == regime]
@@ -182,7 +182,7 @@ def fig04_rate_distortion(final: pd.DataFrame, profile: str, regime: str = "ours
     return fig
 
 
-def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "paper"):
+def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str = "ours", variant: str = "alg1"):
     """Fig. 5: complexity dynamics (Algorithm 1) for every tracked eps, one panel per op."""
     rows = complexity[complexity.regime == regime]
     ops, eps_values = _ops(rows), sorted(rows.eps.unique())
@@ -200,7 +200,7 @@ def fig05_complexity_by_eps(complexity: pd.DataFrame, profile: str, regime: str 
     return fig
 
 
-def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "paper"):
+def fig06_generalization_bound(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "alg1"):
     """Fig. 6: the Eq. 4 bound on the expected 0-1 risk (delta = 0.05, K = paper-coder bits at eps = 1),
     per regime and op; above 1 it is vacuous, as all of the paper's are."""
     rows = _at_eps(complexity, eps)
@@ -260,7 +260,7 @@ def fig10_accuracy(metrics: pd.DataFrame, profile: str):
                               "accuracy", legend=6, ylim=(0, 1.05))
 
 
-def fig11_description_length(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "paper"):
+def fig11_description_length(complexity: pd.DataFrame, profile: str, eps: float = 1.0, variant: str = "alg1"):
     """Fig. 11: total description length K(theta_hat) + sum_train -log2 p(y|x; theta_hat) in kbit (eps = 1)."""
     return _regime_panels(_at_eps(complexity, eps), variant_column(variant, "length"), "description length (kbit)",
                           f"Fig. 11 — total description length: complexity ({VARIANT_LABELS[variant]}) + data "

@@ -120,7 +120,7 @@ class Profile:
     # the Algorithm 1 answer the figures show (grok_lib.paper.figures.VARIANTS): the paper's, or the edge
     # search's where the search budget is cut (a reduced Bayesian budget draws its own noise as dynamics:
     # benchmarks/RESULTS.md, "The spread of the searches"); Algorithm 1 stays in every table
-    algorithm_1: str = "paper"
+    algorithm_1: str = "alg1"
     lmn: LMNSettings = LMN_SETTINGS["paper"]  # the LMN notebook's tasks (grok_lib.paper.lmn_reproduce)
     with_lmn: bool = True  # whether the batch reproduction runs the LMN notebook (06) for this profile
     # whether the batch reproduction computes a grid its store lacks (cpu: the main job), or draws from the

@@ -72,7 +72,7 @@ def numbers_table(profile: str) -> pd.DataFrame:
                 "peak kB (epoch)": f"{curve.max():.1f} ({int(curve.idxmax())})",
                 "final kB (symbols)": f"{last[variant_column(variant)].mean() / 1e3:.1f} "
                                       f"({last[variant_column(variant, coder='symbols')].mean() / 1e3:.1f})",
-                "final, paper's Alg. 1 kB": f"{last[variant_column('paper')].mean() / 1e3:.1f}",
+                "final, paper's Alg. 1 kB": f"{last[variant_column('alg1')].mean() / 1e3:.1f}",
                 "final Alg. 2 kB": f"{last['alg2_paper_bytes'].mean() / 1e3:.1f}",
                 "naive kB": f"{last.naive_bytes.mean() / 1e3:.0f}",
                 "naive / final": f"{last.naive_bytes.mean() / last[variant_column(variant)].mean():.0f}x",
