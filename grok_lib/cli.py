@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 from pathlib import Path
 
-from .errors import GrokError, require, run_command
+from .errors import GrokError, run_command
 from .paths import default_root
-
-if TYPE_CHECKING:
-    from .store import RunStore
 
 # the commands and their one-line help: the top-level help is answered from these alone, without importing
 # torch (about a second); a command's own options are built when it is named
@@ -90,6 +86,11 @@ def _config_from(args, **overrides):
     return RunConfig(**{**fields, **overrides})
 
 
+def _add_tensorboard(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--tensorboard", type=Path, metavar="DIR", help=f"also write {what} as TensorBoard events "
+                        "to DIR/<run name>/: tensorboard --logdir DIR (needs the tensorboard package)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .cli_complexity import add_complexity_parser
     from .training.config import DEMO, REGIMES
@@ -102,9 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p_train)
     p_train.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
-    p_train.add_argument("--tensorboard", type=Path, metavar="DIR", help="also write the logged metrics and the "
-                         "complexity of every logged checkpoint (measured in a worker process) as TensorBoard "
-                         "events to DIR/<run name>/: tensorboard --logdir DIR (needs the tensorboard package)")
+    _add_tensorboard(p_train, "the logged metrics and each logged checkpoint's complexity (from a worker process)")
 
     p_demo = sub.add_parser("demo", help=COMMANDS["demo"],
                             description="Train the CPU demo run " + ", ".join(f"{k}={v}" for k, v in DEMO.items())
@@ -122,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_grid.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
     p_grid.add_argument("--ensemble", action="store_true", help="train all runs in one batched step")
     p_grid.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_tensorboard(p_grid, "each run's logged metrics and its logged checkpoints' complexity")
 
     p_lmn = sub.add_parser(
         "lmn", help=COMMANDS["lmn"],
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_compute.add_argument("--export", type=Path, help="then write the small tables (no checkpoints) and their "
                            "provenance to this folder (e.g. results/p113)")
     p_compute.add_argument("--lmn", action="store_true", help="also the LMN paper's tasks of the profile")
+    _add_tensorboard(p_compute, "each run's logged metrics and tracked complexity (at each eps), once computed")
     g = p_compute.add_argument_group("where the jobs run (default: a local Dask cluster)")
     g.add_argument("--workers", type=int, help="local worker processes (default: the profile's; 1 = in this process)")
     g.add_argument("--scheduler", help="a running Dask scheduler: tcp://host:port or its scheduler file")
@@ -169,61 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm-jobs", type=int, default=1, help="Slurm jobs to start (default 1)")
     g.add_argument("--slurm-extra", action="append", default=[], help="extra #SBATCH directive, repeatable")
     return parser
-
-
-def cluster_from(args, default_workers: int):
-    """The grok_lib.jobs Cluster that the --workers / --scheduler / --slurm-* options describe."""
-    from .jobs.cluster import Cluster, Slurm
-
-    slurm = None
-    if args.slurm_queue is not None:
-        slurm = Slurm(queue=args.slurm_queue, walltime=args.slurm_walltime, cores=args.slurm_cores,
-                      memory=args.slurm_memory, jobs=args.slurm_jobs, extra=tuple(args.slurm_extra))
-    return Cluster(workers=args.workers if args.workers is not None else default_workers, scheduler=args.scheduler,
-                   slurm=slurm)
-
-
-def _compute(args, store: RunStore) -> None:
-    import time
-
-    import torch
-
-    from .paper.lmn_reproduce import lmn_jobs, notebook_out_dir
-    from .paper.pipeline import compute
-    from .paper.profiles import get_profile
-    from .paper.tables import export_tables
-
-    profile = get_profile(args.profile)
-    cluster = cluster_from(args, profile.workers)
-    if args.export is not None:  # refused before hours of computing, not after
-        existing = next(p for p in [args.export, *args.export.parents] if p.exists())
-        require(existing.is_dir(), "export", f"{existing} is a file; --export needs a folder (e.g. results/p113)")
-    start = time.perf_counter()
-    compute(profile, store, extra=lmn_jobs(notebook_out_dir(profile.name), profile.name) if args.lmn else [],
-            cluster=cluster)
-    wall = time.perf_counter() - start
-    print(f"profile {profile.name}: {len(profile.configs())} runs trained and measured in {store.root} ({wall:.0f} s)")
-    if args.export is not None:
-        local = args.scheduler is None and args.slurm_queue is None and cluster.workers == 1
-        try:
-            out = export_tables(profile, store, args.export, wall_s=wall,
-                                threads=torch.get_num_threads() if local else 1)  # Dask workers: one thread
-        except OSError as err:
-            raise GrokError("export", f"cannot write {args.export} ({err.strerror or err})") from None
-        print(f"tables and provenance written to {out}")
-
-
-def _grid(args, store: RunStore) -> None:
-    from .training.ensemble import train_ensemble
-    from .training.train import grokking_epochs, train
-
-    configs = [_config_from(args, regime=regime, seed=seed) for regime in args.regimes for seed in args.seeds]
-    if args.ensemble:
-        runs = train_ensemble(configs, store, device=args.device)
-    else:
-        runs = [train(config, store, device=args.device) for config in configs]
-    for run in runs:
-        print(f"{run.path.name:40s} first epochs >= 99%: {grokking_epochs(run.metrics())}")
 
 
 def main(argv=None) -> int:
@@ -270,9 +216,13 @@ def main(argv=None) -> int:
         elif args.command == "complexity":
             measure_run(args, store, _config_from)
         elif args.command == "grid":
-            _grid(args, store)
+            from .cli_compute import grid_command
+
+            grid_command(args, store, [_config_from(args, regime=r, seed=s) for r in args.regimes for s in args.seeds])
         elif args.command == "compute":
-            _compute(args, store)
+            from .cli_compute import compute_command
+
+            compute_command(args, store)
         elif args.command == "verify":
             from .paper.verify import report, verify
 

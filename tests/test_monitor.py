@@ -10,17 +10,14 @@ Chromium or playwright the browser test is skipped, as in tests/test_browser.py.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
 import urllib.request
-import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from grok_lib.errors import GrokError
-from grok_lib.monitor import ComplexityMonitor, Schedule, log_steps, tag
+from grok_lib.monitor import ComplexityMonitor, Schedule, log_steps, read_wandb_history, tag
 from grok_lib.training.train import log_schedule
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -273,32 +270,6 @@ def test_tensorboard_shows_the_complexity_chart_in_chromium(monitored, tmp_path)
         log.close()
 
 
-def wandb_history(run_file: Path) -> list[dict]:
-    """The history rows (wandb.log calls) of a wandb run's transaction log, read from the file alone: after
-    a 7-byte header (":W&B", 0xBEE1, version 0) it is LevelDB's log format (32 KiB blocks of chunks, each
-    CRC-32, length, kind = full / first / middle / last), and each record a wandb_internal_pb2.Record."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = run_file.read_bytes()
-    assert struct.unpack("<4sHB", data[:7]) == (b":W&B", 0xBEE1, 0), "not a wandb transaction log"
-    rows, record, pos, block = [], b"", 7, 32768
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a chunk header is zero padding
-            pos += block - pos % block
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk = data[pos + 7:pos + 7 + length]
-        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, f"corrupt chunk at byte {pos}"
-        pos, record = pos + 7 + length, record + chunk
-        if kind in (1, 4):  # a whole record, or the last chunk of one
-            parsed = wandb_internal_pb2.Record.FromString(record)
-            record = b""
-            if parsed.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in parsed.history.item})
-    return rows
-
-
 def test_the_offline_wandb_run_holds_what_the_csv_holds(tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason="wandb is not installed (an optional extra: pip install wandb)")
     home = tmp_path / "wandb-home"  # wandb's settings, cache and data: nothing written outside tmp_path
@@ -316,14 +287,19 @@ def test_the_offline_wandb_run_holds_what_the_csv_holds(tmp_path, monkeypatch):
                            wandb="grok-monitor-test", nice=0) as monitor:
         (sink,) = [s for s in monitor.sinks if type(s).__name__ == "WandbSink"]
         assert sink.run.settings.mode == "offline"
+        sink.run.log({"note": "x" * 70_000})  # a record longer than two of the log's 32 KiB blocks
         for step in range(12):
             optimizer.zero_grad()
             F.cross_entropy(model(train[0]), train[1]).backward()
             optimizer.step()
             monitor.step(step)
     assert not monitor.failures
-    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
-    history = {row["step"]: row for row in wandb_history(run_file)}
+    # read back from the file alone, at once: close() returned once wandb's service had written it whole
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    frame = read_wandb_history(run_dir)
+    assert list(frame.note.dropna()) == ["x" * 70_000]
+    history = {int(row["step"]): {k: v for k, v in row.items() if v == v and k != "note"}
+               for row in frame[frame.note.isna()].to_dict("records")}
     table = pd.read_csv(tmp_path / "c.csv")
     assert sorted(history) == list(table.step) == [0, 4, 8]
     compared = set()
@@ -336,3 +312,10 @@ def test_the_offline_wandb_run_holds_what_the_csv_holds(tmp_path, monkeypatch):
         compared |= set(wanted)
     assert {"complexity/paper_bytes", "complexity/entropy_bytes", "bound/paper", "lmn/lmn", "train/loss",
             "weights/l2_norm", "monitor/lag_s"} <= compared
+    run_file = next(run_dir.glob("run-*.wandb"))
+    torn = tmp_path / "torn.wandb"  # a log cut short (a run still writing): the whole records before the cut
+    torn.write_bytes(run_file.read_bytes()[: run_file.stat().st_size * 3 // 4])
+    assert len(read_wandb_history(torn)) < len(frame)
+    (tmp_path / "other.wandb").write_bytes(b"not a wandb log")
+    with pytest.raises(GrokError, match="wandb: "):
+        read_wandb_history(tmp_path / "other.wandb")

@@ -11,6 +11,7 @@
 
 from .core import ComplexityMonitor
 from .schedule import Schedule, log_steps
-from .sinks import CsvSink, TensorBoardSink, WandbSink, tag
+from .sinks import CsvSink, TensorBoardSink, WandbSink, read_wandb_history, tag
 
-__all__ = ["ComplexityMonitor", "Schedule", "log_steps", "CsvSink", "TensorBoardSink", "WandbSink", "tag"]
+__all__ = ["ComplexityMonitor", "Schedule", "log_steps", "CsvSink", "TensorBoardSink", "WandbSink",
+           "read_wandb_history", "tag"]
