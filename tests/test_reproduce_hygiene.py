@@ -197,6 +197,10 @@ def test_an_exported_page_loads_no_script_from_a_network(tmp_path):
     for source in sources:  # every script lies beside the page
         assert (page.parent / source.split("?")[0]).is_file(), source
     assert (page.parent / "_static" / "mathjax" / "LICENSE").is_file()
+    # the lab template's CSS (about 7,000 lines) is one stylesheet beside the page, not inlined in its head
+    links = re.findall(r"<link[^>]*\bhref=\"([^\"]*)\"", text)
+    assert links == [pages.STYLESHEET] and (page.parent / pages.STYLESHEET).is_file()
+    assert "<style" not in text.split("</head>")[0] and len(text.splitlines()) < 400
     assert WIDGET_STATE not in text and WIDGET_VIEW not in text  # no widget renderer to read them
     assert "live only with a running kernel" in text and "notebooks/" not in text  # the slider: a note
     assert "<progress" in text and "train 3 tasks: 100%" in text  # the progress bar: drawn from its state
@@ -237,6 +241,8 @@ def test_an_exported_page_typesets_its_formulas_offline(tmp_path, chromium):
     assert "$" not in body and "\\epsilon" not in body, body[:500]
     typeset = page.evaluate("MathJax.Hub.getAllJax().map(jax => jax.originalText)")
     assert len(typeset) == 2 and all("\\epsilon" in t for t in typeset), typeset
+    styled = "getComputedStyle(document.querySelector('.jp-Cell')).getPropertyValue('--jp-layout-color0').trim()"
+    assert page.evaluate(styled) == "white"  # JupyterLab's light theme, from the stylesheet
     assert refused == []
     page.close()
 
@@ -247,3 +253,71 @@ def test_progress_bar_clocks_are_dropped_from_stream_text_and_widget_state():
     assert TQDM_CLOCK.sub("", "tasks: 100%|##| 3/3 [00:14<00:00, 11.58s/task]") == "tasks: 100%|##| 3/3"
     assert TQDM_CLOCK.sub("", " 3/3 [01:02:03&lt;?, ?it/s]") == " 3/3"  # as a widget's HTML value holds it
     assert TQDM_CLOCK.sub("", "seeds [0, 1] and [12:30] stay") == "seeds [0, 1] and [12:30] stay"
+
+
+def test_notebook_01s_specimen_is_trained_before_the_notebooks_on_one_thread(tmp_path, monkeypatch):
+    """Trained by notebook 01's kernel, the specimen's weights (01's table, figures/theory_coarse_graining)
+    would depend on the machine's number of cores (torch's threads): the batch reproduction trains it with
+    the grid's runs, on one thread."""
+    import torch
+
+    from grok_lib.paper import pipeline
+    from grok_lib.paper.profiles import get_profile, theory_config
+    from grok_lib.training import train as training
+
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path / "runs"))
+    seen: dict = {}
+    monkeypatch.setattr(pipeline, "compute", lambda profile, store, extra=(): seen.update(extra=list(extra)))
+    reproduce.precompute("cpu", with_lmn=False)
+    [job] = seen["extra"]
+    assert job.fn is reproduce.train_specimen and job.args[0] == theory_config(get_profile("cpu"))
+    reproduce.precompute("cpu", with_lmn=False, with_theory=False)
+    assert seen["extra"] == []
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(training, "train", lambda *a, **k: seen.update(threads=torch.get_num_threads()))
+    reproduce.train_specimen(job.args[0], str(tmp_path / "runs"))
+    assert seen["threads"] == 1 and torch.get_num_threads() == threads
+
+
+def test_the_committed_stylesheet_is_the_one_this_nbconvert_writes():
+    """notebooks/_static/notebook.css, which the committed pages link, is what `export_html` writes: a
+    reproduction leaves it unchanged."""
+    assert (pages.STATIC_DIR / "notebook.css").read_text() == pages.notebook_css()
+
+
+def _run_notebook(store: Path, cold: bool):
+    """A notebook as a run leaves it: the store's path printed; `cold`: it trained, so tqdm drew a progress
+    widget and wrote bars to stderr."""
+    v4 = nbformat.v4
+    printed = [v4.new_output("stream", name="stdout", text=f"12 runs from {store}; figures go to figures\n")]
+    if cold:
+        printed.append(v4.new_output("stream", name="stderr",
+                                     text="training:  50%|##  | 1/2 [00:01<00:01, 1.0s/run]\rtraining: 100%|####| "
+                                          "2/2 [00:02<00:00, 1.0s/run]\nnot a bar\n"))
+    else:
+        printed.append(v4.new_output("stream", name="stderr", text="not a bar\n"))
+    if cold:
+        printed.append(v4.new_output("display_data", data={
+            WIDGET_VIEW: {"model_id": IDS_A[1], "version_major": 2, "version_minor": 0}, "text/plain": "HBox()"}))
+    nb = v4.new_notebook(cells=[v4.new_code_cell("grid = setup(profile)", id="c-setup", outputs=printed)])
+    if cold:
+        state = _widget_state(IDS_A)
+        del state["state"][IDS_A[0]]  # the slider: tqdm's bar alone
+        nb.metadata["widgets"] = {WIDGET_STATE: state}
+    return nb
+
+
+def test_an_executed_notebook_is_the_same_whether_it_trained_and_wherever_the_store_lies(tmp_path, monkeypatch):
+    """A cold run (it trained: progress bars) with its store in the checkout (runs/, a fresh clone's) and a
+    warm run with the store elsewhere ($GROK_RUNS) tidy to the same bytes."""
+    files = []
+    for store, cold in ((reproduce.REPO_ROOT / "runs", True), (tmp_path / "store", False)):
+        monkeypatch.setenv("GROK_RUNS", str(store))
+        path = tmp_path / f"{cold}" / "nb.ipynb"
+        path.parent.mkdir()
+        nbformat.write(_run_notebook(store, cold), path)
+        reproduce.tidy_executed(path)
+        files.append(path.read_text())
+    assert files[0] == files[1]
+    assert "12 runs from <run store>; figures go to figures" in files[0] and "not a bar" in files[0]
+    assert "%|" not in files[0] and "widgets" not in nbformat.reads(files[0], as_version=4).metadata

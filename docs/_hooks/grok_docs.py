@@ -3,8 +3,8 @@ from it at build time, never copied into docs/ by hand, so a fresh clone builds 
 
 - the notebooks notebooks/NN_*.ipynb, each from its executed copy in notebooks/executed/ where `make reproduce`
   left one (else the committed notebook, without outputs), with a note saying which; their widget outputs
-  (the slider explorers, progress bars) become static HTML, their last state, so no page loads a widget
-  renderer from a CDN;
+  (the slider explorers) become static HTML, their last state, drawn by grok_lib.paper.pages.static_widgets
+  as on the executed notebooks' own pages, so no page loads a widget renderer from a CDN;
 - the results page (<!-- grok:results --> in results.md): per committed folder results/<profile>/ its
   README.md, the numbers table computed from its tables by grok_lib.paper.summary, its figures and its
   PROVENANCE.json;
@@ -30,12 +30,12 @@ from pathlib import Path
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
+from grok_lib.paper.pages import static_widgets
+
 log = logging.getLogger("mkdocs.hooks.grok_docs")
 
 PROFILE_ORDER = ("ci", "cpu", "p113", "paper")  # grok_lib.paper.profiles.PROFILES
 EXPECTED = ("cpu", "p113")  # the profiles whose results the results page promises (a note when absent)
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 RESULTS_MARKER = "<!-- grok:results -->"
 NOTEBOOKS_MARKER = "<!-- grok:notebooks -->"
 # jupyter-server-mathjax ships MathJax 2.7 with the HTML-CSS output and the STIX-Web fonts only; configured as
@@ -174,16 +174,7 @@ def prepare_notebook(source: Path, executed: Path | None) -> tuple[dict, dict]:
         note = (f"**This page** shows `{repo_path}` without outputs: there was no executed copy in "
                 "`notebooks/executed/` when the site was built. `make reproduce` writes one (figures and "
                 "tables included); `make docs` after it shows them here.")
-    state = notebook.get("metadata", {}).pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    for cell in notebook["cells"]:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if WIDGET_VIEW in data:
-                model = data.pop(WIDGET_VIEW).get("model_id")
-                snapshot = widget_html(model, state)
-                if snapshot:
-                    data.pop("text/plain", None)
-                    data["text/html"] = snapshot
+    notebook = static_widgets(notebook, repo_path)
     first = notebook["cells"][0] if notebook["cells"] else None
     text = "".join(first["source"]) if first else ""
     if first and first["cell_type"] == "markdown" and text.startswith("# "):  # the note goes under the title
@@ -195,46 +186,6 @@ def prepare_notebook(source: Path, executed: Path | None) -> tuple[dict, dict]:
             cell.pop("id", None)
         notebook["nbformat_minor"] = min(notebook.get("nbformat_minor", 4), 4)
     return notebook, {"executed": bool(executed), "profile": profile, "stale": stale}
-
-
-def widget_html(model_id: str | None, state: dict) -> str:
-    """Static HTML of a widget from its saved state: boxes, sliders (their value), HTML, images, progress."""
-    def render(mid: str) -> str:
-        model = state.get(mid.replace("IPY_MODEL_", ""))
-        if model is None:
-            return ""
-        name, s = model.get("model_name", ""), model.get("state", {})
-        if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel"):
-            direction = "row" if name == "HBoxModel" else "column"
-            inner = "".join(render(child) for child in s.get("children", []))
-            return f'<div style="display:flex;flex-direction:{direction};gap:0.5em;flex-wrap:wrap">{inner}</div>'
-        if name.endswith("SliderModel"):
-            value = s.get("value")
-            value = ", ".join(map(str, value)) if isinstance(value, list) else value
-            return f"<span><code>{html.escape(str(s.get('description', '')))} = {html.escape(str(value))}</code></span>"
-        if name in ("HTMLModel", "HTMLMathModel"):
-            return f"<div>{s.get('value', '')}</div>"
-        if name == "LabelModel":
-            return f"<span>{html.escape(str(s.get('value', '')))}</span>"
-        if name == "ImageModel":
-            buffer = next((b for b in model.get("buffers", []) if b.get("path") == ["value"]), None)
-            if buffer is None or buffer.get("encoding") != "base64":
-                return ""
-            return (f'<img alt="the explorer\'s last picture" src="data:image/{html.escape(s.get("format", "png"))};'
-                    f'base64,{buffer["data"]}">')
-        if name in ("FloatProgressModel", "IntProgressModel"):
-            return f'<progress value="{s.get("value", 0)}" max="{s.get("max", 1)}"></progress>'
-        return ""
-
-    if not model_id:
-        return ""
-    body = render(model_id)
-    if not body:
-        return ""
-    sliders = any(m.get("model_name", "").endswith("SliderModel") for m in state.values())
-    caption = ("<p><em>A static snapshot of the interactive explorer as executed; its sliders are live in "
-               "JupyterLab (<code>make lab</code>).</em></p>") if sliders else ""
-    return f'<div class="grok-widget-snapshot">{body}{caption}</div>'
 
 
 def notebooks_markdown(notebooks: list[dict]) -> str:

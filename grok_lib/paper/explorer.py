@@ -2,7 +2,9 @@
 a reader picks, with its distortion against eps, accuracies and every coder's size, {coder}_bytes (Eq. 7, 11-14).
 
 Every computed point is kept (in memory and in the run directory's coarse_grid_epochNNNNNN.csv), so
-moving back to a point costs nothing and the smallest point found so far within eps is always at hand.
+moving back to a point costs nothing. The figure and the widget show the points asked for since the explorer
+was made (a grid's, the sliders'), never the rest of the cache: what a notebook shows depends on what it asks,
+not on what an earlier session or another notebook computed.
 Figures are drawn on a pyplot-free Agg canvas and shipped to the browser as PNG bytes in an ipywidgets
 Image; slider callbacks run on the kernel's main thread (`on_main_thread` says why).
 """
@@ -62,7 +64,9 @@ class CheckpointExplorer:
         self.problem = ComplexityProblem(run.load_model(self.epoch), F.cross_entropy, (split.train_x, split.train_y),
                                          (split.test_x, split.test_y), early_exit=False, background=False)
         self.path = run.path / GRID_FILE.format(epoch=self.epoch)
+        # every point computed for this checkpoint, here or before
         self.points = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
+        self._asked: list = []  # labels in self.points of the points asked for since this explorer was made
         self._background = Background(2, True, self.problem.timings)  # the coders beside the loss
         self._lock = threading.Lock()
 
@@ -73,13 +77,25 @@ class CheckpointExplorer:
                           & np.isclose(self.points.delta, delta, rtol=1e-12, atol=0)]
         return None if hit.empty else hit.iloc[0]
 
+    def _asking(self, row: pd.Series) -> pd.Series:
+        if row.name not in self._asked:
+            self._asked.append(row.name)
+        return row
+
+    @property
+    def shown(self) -> pd.DataFrame:
+        """The points asked for since this explorer was made (point, ensure), in (tau, Delta) order."""
+        if not self._asked:
+            return self.points.iloc[:0]
+        return self.points.loc[self._asked].sort_values(["tau", "delta"]).reset_index(drop=True)
+
     def point(self, tau: float, delta: float, save: bool = True) -> pd.Series:
         """The coarse-grained checkpoint at exactly (tau, Delta): losses, accuracies, sizes, ranks."""
         tau, delta = float(tau), float(delta)
         with self._lock:
             cached = self._cached(tau, delta)
             if cached is not None:
-                return cached
+                return self._asking(cached)
             problem = self.problem
             with problem.limited_threads():
                 cg = problem.grainer(tau, delta)
@@ -96,25 +112,27 @@ class CheckpointExplorer:
             self.points = pd.concat([self.points, pd.DataFrame([row])], ignore_index=True)
             if save:
                 self.save()
-            return self.points.iloc[-1]
+            return self._asking(self.points.iloc[-1])
 
     def save(self) -> None:
         write_text_atomic(self.path, self.points.sort_values(["tau", "delta"]).to_csv(index=False))
 
     def ensure(self, taus, deltas) -> pd.DataFrame:
-        """Every (tau, Delta) of a grid computed (what is cached is reused); all points so far."""
+        """Every (tau, Delta) of a grid computed (what is cached is reused); the points asked for so far."""
         from tqdm.auto import tqdm
 
         todo = [(t, d) for t in taus for d in deltas if self._cached(float(t), float(d)) is None]
         for tau, delta in tqdm(todo, desc=f"coarse-graining epoch {self.epoch}", unit="point", disable=not todo):
             self.point(tau, delta, save=False)
+        for tau, delta in ((t, d) for t in taus for d in deltas):
+            self._asking(self._cached(float(tau), float(delta)))
         self.save()
-        return self.points
+        return self.shown
 
     def figure(self, eps: float, tau: float | None = None, delta: float | None = None, title: str = "") -> Figure:
-        """Distortion and paper-coder size vs Delta of every point computed so far (colour: tau), the eps
-        line, the chosen point circled and the smallest point within eps starred."""
-        return draw_points(self.points, eps, tau, delta, title)
+        """Distortion and paper-coder size vs Delta of the points asked for so far (`shown`; colour: tau), the
+        eps line, the chosen point circled and the smallest point within eps starred."""
+        return draw_points(self.shown, eps, tau, delta, title)
 
 
 def draw_points(points: pd.DataFrame, eps: float, tau: float | None = None, delta: float | None = None,
@@ -203,7 +221,7 @@ def explorer_widget(explorer: CheckpointExplorer, title: str = "", eps: float = 
     exactly that point; eps redraws the bound and the smallest point within it. Needs ipywidgets."""
     import ipywidgets as widgets
 
-    best = smallest_within(explorer.points, eps) if len(explorer.points) else None
+    best = smallest_within(explorer.shown, eps) if len(explorer.shown) else None
     start_tau, start_delta = (float(best.tau), float(best.delta)) if best is not None else (1.0, 0.01)
     layout = widgets.Layout(width="32%")
     style = {"description_width": "initial"}

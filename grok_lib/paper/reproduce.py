@@ -4,11 +4,12 @@
     python -m grok_lib.paper.reproduce --profile ci        # seconds: checks that every cell runs
     python -m grok_lib.paper.reproduce --refresh-checks    # rewrite the reference outputs nbval compares
 
-The executed copies go to notebooks/executed/ (ignored by git), without execution times (`tidy_executed`),
-each with an HTML page beside it that needs neither a kernel nor a network (`export_html`). Figures go to
-figures/ ($GROK_FIGURES), the same bytes for the same figure: only this batch run writes there (notebook 06
-at ci and cpu into figures/<profile>/, never over the committed paper-profile figures/lmn_*:
-lmn_reproduce.lmn_figures_env); the last line names the figures it wrote. Training and complexity
+The executed copies go to notebooks/executed/ (notebooks/executed/<profile>/ but for cpu), the same bytes
+from a cold run and a warm one (`tidy_executed`: no execution times, no progress bars, the run store named
+"<run store>"), each with an HTML page beside it that needs neither a kernel nor a network (`export_html`).
+Figures go to figures/ ($GROK_FIGURES), the same bytes for the same figure: only this batch run writes
+there (notebook 06 at ci and cpu into figures/<profile>/, never over the committed paper-profile
+figures/lmn_*: lmn_reproduce.lmn_figures_env); the last line names the figures it wrote. Training and complexity
 measurements are cached in the run store, so a second run only re-draws. The kernel is `python3` resolved to
 this interpreter (jupyter_client starts "python" kernels with sys.executable), so the notebooks run in the
 same environment as this command whether or not a named kernel was installed.
@@ -111,12 +112,16 @@ def _execute(name: str, notebook: str, out_dir: Path, kernel: str, progress: boo
     LOG.info(f"[{name}] {notebook} done in {time.perf_counter() - start:.0f} s; {html}")
 
 
-def precompute(profile: str = "auto", with_lmn: bool = True) -> None:
+def precompute(profile: str = "auto", with_lmn: bool = True, with_theory: bool = True) -> None:
     """Train and measure everything the notebooks of `profile` read, as one set of jobs (grok_lib.jobs):
-    no worker waits for a notebook boundary, and a run's tracking starts as soon as it is trained."""
+    no worker waits for a notebook boundary, and a run's tracking starts as soon as it is trained.
+
+    with_theory: notebook 01's specimen run (profiles.theory_config) is trained here too, on one thread
+    (`train_specimen`), so that its weights, and 01's table and figure, are the same on every machine."""
+    from ..jobs.runner import Job, Runner
     from .lmn_reproduce import lmn_jobs, notebook_out_dir
     from .pipeline import compute
-    from .profiles import run_store
+    from .profiles import run_store, theory_config
 
     from .tables import committed_store, has_tables
 
@@ -124,15 +129,37 @@ def precompute(profile: str = "auto", with_lmn: bool = True) -> None:
     start = time.perf_counter()
     store = run_store()
     configs = p.configs()
+    specimen = theory_config(p)
+    theory = [Job(f"train {store.run(specimen).path.name}", train_specimen, (specimen, str(store.root)),
+                  units=specimen.epochs)] if with_theory and not store.run(specimen).is_complete else []
     if not p.reproduce_computes and not all(store.run(c).is_complete for c in configs):
         committed = committed_store(p, store)
         if committed is not None and has_tables(committed, configs):
+            if theory:
+                Runner(1).run(theory, "notebook 01's specimen", "epoch")
             LOG.info(f"[{p.name}] the run store lacks this profile's grid: the notebooks draw from its committed "
                      f"tables (results/{p.name}/); `python -m grok_lib compute --profile {p.name}` trains it")
             return
-    extra = lmn_jobs(notebook_out_dir(p.name), p.name) if with_lmn else []
+    extra = (lmn_jobs(notebook_out_dir(p.name), p.name) if with_lmn else []) + (
+        theory if specimen not in configs else [])  # at ci the specimen is a run of the grid (trained with it)
     compute(p, store, extra=extra)
     LOG.info(f"[{p.name}] training and measurements done in {time.perf_counter() - start:.0f} s")
+
+
+def train_specimen(config, root: str) -> None:
+    """A job: train notebook 01's specimen run on one thread, as the grid's runs train in the workers. By the
+    notebook's kernel it would train on every core, and its weights would depend on how many there are."""
+    import torch
+
+    from ..store import RunStore
+    from ..training.train import train
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, RunStore(root), progress=False)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def stream_text(outputs) -> str:
@@ -217,7 +244,7 @@ def main(argv=None) -> int:
         if not get_profile(args.profile).with_lmn and not args.only:  # a bad --profile is refused here
             notebooks.remove("06_lmn.ipynb")  # the LMN paper's figures are the cpu and paper profiles'
         if not args.per_notebook:
-            precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks)
+            precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks, with_theory="01_theory.ipynb" in notebooks)
         lanes = args.lanes if args.lanes is not None else (2 if (os.cpu_count() or 1) >= 2 else 1)
         run_notebooks(args.profile, notebooks, kernel=args.kernel, lanes=lanes)
         LOG.info(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; "
