@@ -100,3 +100,30 @@ def test_moving_a_slider_recomputes_and_redraws(run):
 def test_an_unknown_epoch_is_refused(run):
     with pytest.raises(GrokError, match="^epoch:"):
         CheckpointExplorer(run, epoch=999)
+
+
+def test_a_notebook_shows_the_points_it_asks_for_not_the_rest_of_the_cache(run):
+    """What a figure or table shows depends on the grid asked for, not on what another notebook (or an earlier
+    session's sliders) left in the run's cache: a cold and a warm reproduction show the same."""
+    CheckpointExplorer(run).ensure([0.6], [0.05, 0.2])  # another notebook's grid, cached in the run
+    explorer = CheckpointExplorer(run)
+    shown = explorer.ensure([1.0], [0.1, 1e-2])
+    assert list(zip(shown.tau, shown.delta)) == [(1.0, 0.01), (1.0, 0.1)] and list(shown.index) == [0, 1]
+    assert len(explorer.points) >= 4 and explorer.shown.equals(shown)
+    explorer.point(0.6, 0.05)  # a slider move to a cached point: shown from now on
+    assert (0.6, 0.05) in set(zip(explorer.shown.tau, explorer.shown.delta))
+
+
+def test_points_cached_by_coders_that_gave_other_sizes_are_computed_again(run):
+    import pandas as pd
+
+    from grok_lib.paper.explorer import coder_check
+
+    first = CheckpointExplorer(run).point(0.7, 0.02)
+    assert first.coders == coder_check()
+    frame = pd.read_csv(CheckpointExplorer(run).path)
+    frame["coders"], frame["symbols_bytes"] = "paper:270 symbols:62", frame.symbols_bytes - 4  # before a format change
+    frame.to_csv(CheckpointExplorer(run).path, index=False)
+    again = CheckpointExplorer(run)
+    assert again._cached(0.7, 0.02) is None
+    assert again.point(0.7, 0.02).symbols_bytes == first.symbols_bytes

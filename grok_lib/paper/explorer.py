@@ -11,6 +11,7 @@ Image; slider callbacks run on the kernel's main thread (`on_main_thread` says w
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import threading
@@ -40,6 +41,19 @@ DELTA_RANGE = (1e-4, 1.0)
 TAU_RANGE = (0.01, 1.0)  # tau in (0, 1]; below sigma_bar_1 every matrix is rank 1 already
 
 
+@functools.cache
+def coder_check() -> str:
+    """The sizes SLIDER_CODERS give one fixed small matrix, e.g. "paper:270 symbols:66", stored with every
+    cached point: a point cached by coders that gave other sizes (a format changed since: the symbols coder's
+    checksum, 4 bytes) is computed again, never shown with its old sizes."""
+    import torch
+
+    from ..complexity.coarse import coarse_grain
+
+    grained = coarse_grain({"w": torch.linspace(-1, 1, 48).reshape(6, 8)}, 0.9, 0.05)
+    return " ".join(f"{name}:{CODERS[name].encode(grained, None).n_bytes}" for name in SLIDER_CODERS)
+
+
 def distortion(rows) -> np.ndarray:
     """|L(theta_hat) - L(theta)| on the training set (Eq. 7), floored for a log axis."""
     return np.maximum(np.abs(rows.train_loss - rows.reference_train_loss), DISTORTION_FLOOR)
@@ -64,8 +78,11 @@ class CheckpointExplorer:
         self.problem = ComplexityProblem(run.load_model(self.epoch), F.cross_entropy, (split.train_x, split.train_y),
                                          (split.test_x, split.test_y), early_exit=False, background=False)
         self.path = run.path / GRID_FILE.format(epoch=self.epoch)
-        # every point computed for this checkpoint, here or before
+        # every point computed for this checkpoint, here or before, by today's coders (coder_check)
         self.points = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
+        if len(self.points):
+            fresh = self.points.get("coders", pd.Series(index=self.points.index, dtype=object)) == coder_check()
+            self.points = self.points[fresh].reset_index(drop=True)
         self._asked: list = []  # labels in self.points of the points asked for since this explorer was made
         self._background = Background(2, True, self.problem.timings)  # the coders beside the loss
         self._lock = threading.Lock()
@@ -108,7 +125,7 @@ class CheckpointExplorer:
             row = dict(epoch=self.epoch, tau=tau, delta=delta, train_loss=train_loss, train_acc=train_acc,
                        test_loss=test_loss, test_acc=test_acc, reference_train_loss=problem.reference_loss,
                        **{f"{name}_bytes": size.result().n_bytes for name, size in sizes.items()}, factorized=len(kept),
-                       mean_rank=float(np.mean(kept)) if kept else math.nan)
+                       mean_rank=float(np.mean(kept)) if kept else math.nan, coders=coder_check())
             self.points = pd.concat([self.points, pd.DataFrame([row])], ignore_index=True)
             if save:
                 self.save()
