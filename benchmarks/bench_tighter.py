@@ -83,7 +83,7 @@ def search(model, split, eps, bayes, objective, allocation, factor_split="left",
     clear_fast_cache()  # every search starts as a fresh one would: no encodings remembered from the last
     start = time.perf_counter()
     problem = ComplexityProblem(model, F.cross_entropy, (split.train_x, split.train_y), objective=objective,
-                                allocation=allocation, split=factor_split)
+                                allocation=allocation, factor_split=factor_split)
     result = bayesian_complexity(problem, eps, bayes, refine=refine, reallocate=reallocate)
     seconds = time.perf_counter() - start
     for name, coder in CODERS.items():

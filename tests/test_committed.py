@@ -50,4 +50,5 @@ def test_an_empty_store_draws_from_the_committed_tables_and_plans_no_training(fo
     if not get_profile(folder.name).reproduce_computes:  # the batch reproduction draws from them too
         monkeypatch.setattr(pipeline, "compute", lambda *a, **k: planned.append("compute"))
         reproduce.precompute(folder.name, with_lmn=False)
-        assert planned == []
+        # nothing of the grid: only notebook 01's own small specimen, which is not a committed table
+        assert [getattr(job, "fn", None) for job in planned] in ([], [reproduce.train_specimen])

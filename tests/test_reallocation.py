@@ -54,11 +54,11 @@ def test_the_balanced_split_is_the_same_product_with_the_singular_values_shared(
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), root, rtol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(right, axis=1), 1.0, rtol=1e-12)  # the authors': unit rows
     with pytest.raises(GrokError, match="^split:"):
-        CoarseGrainer(some_weights(), split="right")
+        CoarseGrainer(some_weights(), factor_split="right")
 
 
 def test_balanced_factors_decode_bit_for_bit_in_every_coder():
-    grainer = CoarseGrainer(some_weights(), split="balanced")
+    grainer = CoarseGrainer(some_weights(), factor_split="balanced")
     cg = grainer(0.6, 1e-3)
     assert any(p.rank is not None for p in cg.params)
     for name, coder in CODERS.items():

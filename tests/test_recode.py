@@ -50,3 +50,25 @@ def test_a_row_whose_network_cannot_be_rebuilt_is_refused_and_the_table_kept(run
     with pytest.raises(GrokError, match="^table: .*paper size"):
         recode_run(run.path, progress=False)
     assert path.read_text() == text
+
+
+def test_no_writer_of_a_measured_table_ever_lowers_its_row_count(run):
+    """complexity.csv, tighter.csv and rate_distortion.csv are written by one layer (complexity.table): a merge
+    replaces rows of the same (epoch, eps) only, and a table of other settings is refused, not rewritten."""
+    from grok_lib.complexity.tracking import complexity_table
+    from grok_lib.paper.pipeline import rate_distortion_table
+    from grok_lib.paper.tighter import tighter_table
+
+    settings = TrackingSettings(eps=(1.0, 0.5))
+    other = TrackingSettings(eps=(2.0,))
+    row = dict(alg1_paper_bytes=1.0, alg1_delta=0.1)
+    for table in (complexity_table(run), tighter_table(run), rate_distortion_table(run)):
+        counts = []
+        for rows in ([dict(row, epoch=1, eps=1.0), dict(row, epoch=1, eps=0.5)], [dict(row, epoch=2, eps=1.0)],
+                     [dict(row, epoch=1, eps=1.0, alg1_paper_bytes=2.0)], []):
+            counts.append(len(table.store(settings, rows)) if rows else len(table.read()))
+        assert counts == [2, 3, 3, 3], table.name
+        before = table.path.read_text()
+        with pytest.raises(GrokError, match="^settings: .*measured with other settings"):
+            table.store(other, [dict(row, epoch=3, eps=2.0)])
+        assert table.path.read_text() == before

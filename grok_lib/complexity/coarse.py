@@ -222,11 +222,11 @@ def as_matrix(array: np.ndarray) -> np.ndarray | None:
 class CoarseGrainer:
     """Coarse-grains one set of weights for any (tau, Delta); the SVDs are computed once, here."""
 
-    def __init__(self, weights: dict[str, torch.Tensor], split: str = "left"):
+    def __init__(self, weights: dict[str, torch.Tensor], factor_split: str = "left"):
         require(len(weights) > 0, "module", "has no parameters to coarse-grain")
-        check_split(split)
+        check_split(factor_split)
         check_memory(weights)
-        self.split = split  # how low-rank factors share the singular values (SPLITS)
+        self.split = factor_split  # how low-rank factors share the singular values (SPLITS)
         self.names = list(weights)
         self.arrays = {}
         for name, value in weights.items():

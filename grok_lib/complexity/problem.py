@@ -56,7 +56,7 @@ class ComplexityProblem:
     def __init__(self, module: torch.nn.Module, loss_fn, train_data, test_data=None, *, one_sided: bool = False,
                  objective: str = "paper", chunk_size: int = 8192, early_exit: bool = True,
                  threads: int | None = 1, background: bool = True, compress_threads: int | None = None,
-                 vectorize: bool | None = None, allocation: str = "global", split: str = "left"):
+                 vectorize: bool | None = None, allocation: str = "global", factor_split: str = "left"):
         require(isinstance(module, torch.nn.Module), "module",
                 f"must be a torch.nn.Module, got {type(module).__name__}")
         require(callable(loss_fn), "loss_fn", "must be callable as loss_fn(outputs, targets) -> mean loss")
@@ -84,7 +84,7 @@ class ComplexityProblem:
         self.timings: dict[str, float] = defaultdict(float)
         self.background = Background(compress_threads, background, self.timings)  # validates compress_threads
         with self.limited_threads(), self.timed("svd"):
-            self.grainer = CoarseGrainer(params, split)  # validates: no NaN/inf weights
+            self.grainer = CoarseGrainer(params, factor_split)  # validates: no NaN/inf weights
         self.n_params = sum(p.numel() for p in params.values())
         self.penalty = 4 * self.n_params  # raw float32 bytes: the objective of an infeasible point
         with self.limited_threads(), self.timed("loss"):

@@ -48,7 +48,7 @@ def _coarse(grainer: CoarseGrainer, row: pd.Series, prefix: str):
 
 
 def recode_frame(frame: pd.DataFrame, weights_at: Callable[[int], dict[str, torch.Tensor]], *, at: str = "epoch",
-                 split: str = "left", bound_delta: float = 0.05, n_train: int | None = None,
+                 factor_split: str = "left", bound_delta: float = 0.05, n_train: int | None = None,
                  coders: tuple[str, ...] = RECODED, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """`frame` with every answer's `coders` sizes (bytes, bits, codec) and the Eq. 4 bound and description
     length built on them computed again; weights_at(value of column `at`) -> that checkpoint's tensors.
@@ -59,7 +59,7 @@ def recode_frame(frame: pd.DataFrame, weights_at: Callable[[int], dict[str, torc
     out = frame.copy()
     prefixes = answer_prefixes(frame)
     for value, rows in frame.groupby(at, sort=True):
-        grainer = CoarseGrainer(weights_at(int(value)), split)
+        grainer = CoarseGrainer(weights_at(int(value)), factor_split)
         cache: dict = {}
         for index, row in rows.iterrows():
             for prefix in prefixes:

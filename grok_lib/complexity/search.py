@@ -197,8 +197,8 @@ def complexity_curve(problem: ComplexityProblem, eps_values=PAPER_EPS, how: Meas
 def problem_for(module, loss_fn, train_data, test_data=None, how: Measurement = PAPER, **options) -> ComplexityProblem:
     """The search problem of `module` measured `how` (its objective, sidedness, allocation and factor split);
     options: ComplexityProblem's mechanics (threads, chunk_size, ...)."""
-    return ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=how.one_sided,
-                             objective=how.objective, allocation=how.allocation, split=how.factor_split, **options)
+    return ComplexityProblem(module, loss_fn, train_data, test_data, one_sided=how.one_sided, objective=how.objective,
+                             allocation=how.allocation, factor_split=how.factor_split, **options)
 
 
 def measure_complexity(module, loss_fn, train_data, eps: float = 1.0, *, test_data=None, how: Measurement = PAPER,
