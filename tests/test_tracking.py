@@ -207,3 +207,15 @@ def test_storing_rows_never_lowers_the_row_count(run):
         counts.append(len(tracking.store_rows(run, FAST, rows)))
     assert counts == [4, 4, 4, 4]
     assert read_complexity(run).query("epoch == 2 and eps == 0.25").shape[0] == 1
+
+
+def test_count_columns_read_as_integers_whatever_the_table_was_written_with(tmp_path):
+    """A table that once held a missing value was written with floats (113678.0); it reads, and prints in the
+    notebooks, as a fresh one does. Counts with a missing value stay floats."""
+    path = tmp_path / COMPLEXITY_FILE
+    path.write_text("epoch,eps,alg1_paper_bytes,alg1_paper_bits,edge_paper_bytes,alg1_train_loss\n"
+                    "30.0,1.0,113678.0,909424.0,,0.5\n")
+    table = read_table(path)
+    assert table.epoch.dtype == table.alg1_paper_bytes.dtype == table.alg1_paper_bits.dtype == "int64"
+    assert table.edge_paper_bytes.dtype == table.alg1_train_loss.dtype == "float64"
+    assert table.alg1_paper_bits.iloc[0] == 909424

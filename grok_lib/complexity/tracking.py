@@ -133,7 +133,21 @@ def upgrade_columns(frame: pd.DataFrame, legacy: dict = LEGACY_COLUMNS) -> pd.Da
     out = frame.rename(columns={c: legacy[c] for c in old if c not in both})
     for column in both:
         out[legacy[column]] = out[legacy[column]].combine_first(out[column])
-    return out.drop(columns=both)
+    return _counts_as_integers(out.drop(columns=both))
+
+
+COUNTS = ("_bytes", "_bits", "n_train", "n_evaluations", "epoch", "step")  # columns that hold whole numbers
+
+
+def _counts_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Count columns (sizes, evaluations, epochs) as integers wherever every value is a whole number: a table
+    that once held a missing value was written with floats, and should read (and print) as any other does."""
+    for column in frame.columns:
+        values = frame[column]
+        if column.endswith(COUNTS) and values.dtype.kind == "f" and len(values) and values.notna().all() \
+                and (values == values.round()).all():
+            frame[column] = values.astype("int64")
+    return frame
 
 
 def read_table(path: Path) -> pd.DataFrame:
