@@ -52,3 +52,25 @@ def test_an_empty_store_draws_from_the_committed_tables_and_plans_no_training(fo
         reproduce.precompute(folder.name, with_lmn=False)
         # nothing of the grid: only notebook 01's own small specimen, which is not a committed table
         assert [getattr(job, "fn", None) for job in planned] in ([], [reproduce.train_specimen])
+
+
+@pytest.mark.parametrize("folder", COMMITTED, ids=lambda p: p.name)
+def test_the_stored_settings_written_before_measurement_read_as_the_profiles_settings(folder):
+    """complexity.json and rate_distortion.csv's settings were written in the flat format (seed, objective,
+    split, bayes with refine, ...) before `Measurement`; they read as the TrackingSettings the profile asks for
+    now, so nothing committed is measured again or refused."""
+    import json
+
+    import pandas as pd
+
+    from grok_lib.complexity.tracking import TrackingSettings, as_stored
+    from grok_lib.paper.profiles import tracking_settings
+
+    profile = get_profile(folder.name)
+    along, final = tracking_settings(profile), tracking_settings(profile, final=True)
+    for config in profile.configs():
+        run = folder / "runs" / config.key()
+        stored = (run / "complexity.json").read_text()
+        assert as_stored(stored) == json.loads(along.to_json()) and TrackingSettings.from_json(stored) == along
+        inline = pd.read_csv(run / "rate_distortion.csv")["settings"].iloc[0]
+        assert TrackingSettings.from_json(inline) == final
