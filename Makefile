@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test lab docs clean-venv
+.PHONY: reproduce test test-slow lab docs clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ reproduce: $(STAMP)
 	$(BIN)/python -m grok_lib.paper.reproduce --profile auto
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not heavy"
+
+# the checks of over a minute each (a Binder install, cold and warm reproductions); CI runs them after make test
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m heavy
 
 # as root (containers, CI machines) JupyterLab refuses to start without --allow-root
 lab: $(STAMP)

@@ -20,6 +20,7 @@ def test_the_binder_files_ask_for_cpu_torch_python_311_and_the_notebooks_kernel(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_the_binder_requirements_install_in_a_fresh_venv(tmp_path):
     """torch comes first from the CPU wheel this machine has (the PyTorch index is out of reach here, and
     unpinned PyPI torch is a multi-GB CUDA build); everything else resolves from the requirements."""

@@ -1,7 +1,7 @@
-"""Every notebook runs under nbval (--nbval-lax) at the ci profile, and its check cells print the stored text;
-then the batch reproduction's executed notebooks, pages and figures are the same bytes from a cold run (an
-empty run store: everything trained and measured in that run) and a warm one (a store in another place that
-holds everything already, left by nbval's run of the notebooks).
+"""Every notebook runs under nbval (--nbval-lax) at the ci profile, and its check cells print the stored text.
+In `make test-slow` (heavy): the batch reproduction's executed notebooks, pages and figures are the same bytes
+from a cold run (an empty run store: everything trained and measured in that run) and a warm one (the same
+runs copied to another place).
 
 The committed notebooks carry no outputs, so nbval runs on copies that have the reference text of the
 `# NBVAL_CHECK_OUTPUT` cells put back (grok_lib.paper.reproduce.with_references), in a separate pytest process
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from grok_lib.paper.reproduce import NOTEBOOK_DIR, NOTEBOOKS, with_references
 
@@ -42,7 +43,7 @@ def _first_difference(a: bytes, b: bytes) -> str:
     return "\n".join(line[:300] for line in list(lines)[:40])
 
 
-def test_notebooks_pass_nbval_then_cold_and_warm_reproductions_write_the_same_bytes(tmp_path):
+def test_notebooks_pass_nbval(tmp_path):
     for name in NOTEBOOKS:
         nbformat.write(with_references(NOTEBOOK_DIR / name), tmp_path / name)
     env = dict(os.environ, GROK_PROFILE="ci", GROK_RUNS=str(tmp_path / "runs"),
@@ -54,10 +55,14 @@ def test_notebooks_pass_nbval_then_cold_and_warm_reproductions_write_the_same_by
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
 
+
+@pytest.mark.heavy
+def test_cold_and_warm_reproductions_write_the_same_bytes_wherever_the_store_lies(tmp_path):
     figures, out = tmp_path / "reproduced-figures", tmp_path / "executed"
-    cold = _reproduce(tmp_path / "empty-store", figures, out)
+    cold = _reproduce(tmp_path / "store", figures, out)  # an empty store: everything trained and measured here
     shutil.rmtree(figures)
-    warm = _reproduce(tmp_path / "runs", figures, out)  # nbval's store: trained, measured, sliders cached
+    shutil.copytree(tmp_path / "store", tmp_path / "elsewhere")  # the same runs, in another place
+    warm = _reproduce(tmp_path / "elsewhere", figures, out)
     assert sorted(cold) == sorted(warm)
     assert {n for n in cold if n.endswith(".ipynb")} == set(NOTEBOOKS)
     differ = [n for n in cold if cold[n] != warm[n]]
