@@ -30,7 +30,8 @@ from ..store import REPO_ROOT, Run, RunStore
 from .profiles import Profile
 
 RESULTS_DIR = REPO_ROOT / "results"
-TABLES = ("config.json", "metrics.csv", "complexity.json", "complexity.csv", "rate_distortion.csv")
+TABLES = ("config.json", "metrics.csv", "complexity.json", "complexity.csv", "rate_distortion.csv",
+          "tighter.csv", "tighter.json")  # the last two where paper.tighter measured the run (Figs. 1-2 tighter)
 PROVENANCE = "PROVENANCE.json"
 
 
@@ -89,7 +90,9 @@ def provenance_note(provenance: dict) -> str:
             f"- wall time: {'not recorded' if wall is None else f'{wall:.0f} s'} "
             f"(the runs' own training clocks: {provenance['train_wall_s']:.0f} s)\n"
             + "".join(f"- recoded {r['date']} at `{r['commit']}`: {r['why']} (`{r['command']}`)\n"
-                      for r in provenance.get("recoded", [])))
+                      for r in provenance.get("recoded", []))
+            + "".join(f"- {t['what']}: {t['date']} at `{t['commit']}`, `{t['command']}`, {t['wall_s']:.0f} s\n"
+                      for t in provenance.get("added", [])))
 
 
 def _commit() -> str:

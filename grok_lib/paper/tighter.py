@@ -144,6 +144,7 @@ def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list
         axes[0][0].set_ylabel(ylabel, fontsize=8)
         _title(fig, "Fig. 2 with the tighter bound — every op, ours", ours, profile)
         _legend_below(fig, axes[0][0], ncol=2, bottom=0.24)
+        fig.subplots_adjust(top=0.80)  # the two-line title above the panels' own titles, not over them
         out.append(("fig02_tighter", fig))
     return out
 
