@@ -53,7 +53,7 @@ def test_the_balanced_split_is_the_same_product_with_the_singular_values_shared(
     np.testing.assert_allclose(np.linalg.norm(a, axis=0), root, rtol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), root, rtol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(right, axis=1), 1.0, rtol=1e-12)  # the authors': unit rows
-    with pytest.raises(GrokError, match="^split:"):
+    with pytest.raises(GrokError, match="^factor_split:"):
         CoarseGrainer(some_weights(), factor_split="right")
 
 

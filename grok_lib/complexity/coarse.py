@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,14 +51,13 @@ def available_memory() -> int | None:
     None where neither can be read (the check is then skipped)."""
     found = []
     try:
-        for line in open("/proc/meminfo", encoding="ascii"):
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
+        with open("/proc/meminfo", encoding="ascii") as lines:
+            found += [int(line.split()[1]) * 1024 for line in lines if line.startswith("MemAvailable:")]
     except (OSError, ValueError, IndexError):
         pass
     try:
-        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
-        used = int(open("/sys/fs/cgroup/memory.current", encoding="ascii").read())
+        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text(encoding="ascii"))
         if limit != "max":
             found.append(int(limit) - used)
     except (OSError, ValueError):
@@ -152,8 +152,9 @@ def keeps_factorization(k: int, m: int, n: int) -> bool:
 SPLITS = ("left", "balanced")
 
 
-def check_split(split: str) -> None:
-    require(split in SPLITS, "split", f"unknown factor split {split!r}; allowed: {', '.join(SPLITS)}")
+def check_split(factor_split: str) -> None:
+    require(factor_split in SPLITS, "factor_split",
+            f"unknown factor split {factor_split!r}; allowed: {', '.join(SPLITS)}")
 
 
 def low_rank_factors(spec: Spectrum, k: int, split: str = "left") -> tuple[np.ndarray, np.ndarray]:

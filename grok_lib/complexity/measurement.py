@@ -29,7 +29,7 @@ from .allocation import check_allocation
 from .coarse import check_split
 from .coders import CODERS
 from .quantization import ALGORITHM_2_METHODS
-from ..errors import GrokError, require
+from ..errors import require
 
 SEARCHES = ("bayes", "edge")  # Algorithm 1's: the paper's Bayesian optimisation; the edge search (ours)
 ESTIMATORS = ("GP", "ET", "RF")  # skopt's GBRT estimator is broken with current scikit-learn
@@ -114,10 +114,7 @@ class Measurement:
         require(self.objective in CODERS, "objective",
                 f"unknown coder {self.objective!r}; allowed: {', '.join(CODERS)}")
         check_allocation(self.allocation)
-        try:
-            check_split(self.factor_split)
-        except GrokError as err:
-            raise GrokError("factor_split", str(err).split(": ", 1)[1]) from None
+        check_split(self.factor_split)
         require(self.algorithm_2 in ALGORITHM_2_METHODS, "algorithm_2",
                 f"unknown method {self.algorithm_2!r}; allowed: {', '.join(ALGORITHM_2_METHODS)}")
         bayes = self.algorithm == 1 and self.search == "bayes"

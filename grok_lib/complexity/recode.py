@@ -24,7 +24,7 @@ import torch
 from .bounds import generalization_bound, total_description_length
 from .coarse import CoarseGrainer
 from .coders import coded_sizes
-from .results import bound_column, length_column, size_column
+from .results import bound_column, length_column, point_key, size_column
 from ..errors import GrokError
 from ..files import write_text_atomic
 
@@ -66,8 +66,10 @@ def recode_frame(frame: pd.DataFrame, weights_at: Callable[[int], dict[str, torc
                 if pd.isna(row[prefix + "delta"]):
                     continue
                 cg = _coarse(grainer, row, prefix)
-                key = (cg.delta, cg.tau, cg.ranks and tuple(cg.ranks.values()), tuple(p.delta for p in cg.params))
-                sizes = cache[key] if key in cache else cache.setdefault(key, coded_sizes(cg))
+                key = (cg.tau, point_key(tuple(cg.ranks.values()), cg.delta, tuple(p.delta for p in cg.params)))
+                if key not in cache:  # answers often coincide (pooled is Algorithm 1's or 2's): encode once
+                    cache[key] = coded_sizes(cg)
+                sizes = cache[key]
                 stored = row[size_column(prefix, "paper")]
                 if sizes["paper"].n_bytes != stored:
                     raise GrokError("table", f"{at} {value}, {prefix}: the rebuilt network's paper size "
