@@ -321,3 +321,18 @@ def test_an_executed_notebook_is_the_same_whether_it_trained_and_wherever_the_st
     assert files[0] == files[1]
     assert "12 runs from <run store>; figures go to figures" in files[0] and "not a bar" in files[0]
     assert "%|" not in files[0] and "widgets" not in nbformat.reads(files[0], as_version=4).metadata
+
+
+def test_a_reproduction_draws_the_tighter_figures_from_their_committed_tables(tmp_path, monkeypatch, capsys):
+    """At cpu, after the notebooks, Figs. 1 and 2 with the tighter bound are drawn from results/cpu/ where the
+    run store has no tighter.csv (a fresh clone), and the last line names them; --only leaves them alone."""
+    monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(reproduce, "run_notebooks", lambda *a, **k: None)  # the notebooks are checked elsewhere
+    assert reproduce.main(["--profile", "cpu", "--per-notebook"]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("2 figures written (PNG and PDF) in "
+                         f"{tmp_path / 'figures'}: fig01_tighter, fig02_tighter"), last
+    assert reproduce.main(["--profile", "cpu", "--per-notebook", "--only", "02_training.ipynb"]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("no figure written in "
+                                                                      f"{tmp_path / 'figures'}")

@@ -89,3 +89,34 @@ def test_the_tighter_bound_is_measured_beside_the_papers_resumed_and_drawn(compu
     assert tighter.main(["--profile", "ci", "--runs", "mul-none", "--refine", "2", "--quiet"]) == 0
     assert tighter.main(["--profile", "ci", "--runs", "mul-none", "--refine", "3", "--quiet"]) == 2
     assert tighter.main(["--profile", "ci", "--runs", "add-wd", "--quiet"]) == 2
+
+
+def test_the_committed_tighter_tables_draw_figs_1_and_2_in_a_store_without_runs(tmp_path, monkeypatch):
+    """A fresh clone (an empty run store) redraws fig01_tighter and fig02_tighter from results/cpu/, measuring
+    nothing, as make reproduce does; the paper's and the tighter bytes drawn are the committed tables' own."""
+    from grok_lib.complexity.tracking import read_complexity
+    from grok_lib.paper import tighter
+
+    monkeypatch.setenv("GROK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setattr(tighter, "bayesian_complexity", lambda *a, **k: pytest.fail("measured"))
+    profile = get_profile("cpu")
+    configs = [c for c in profile.configs() if f"{c.op}-{c.regime}" in tighter.FIG_RUNS]
+    runs = tighter.stored_runs(profile, configs)
+    assert runs is not None and all(r.path.parents[1] == tmp_path / "runs" / "committed" / "cpu" for r in runs)
+    frame = tighter.both_tables(runs, 1.0)
+    for run in runs:
+        paper, tight = read_complexity(run), tighter.read_tighter(run)
+        rows = frame[(frame.op == run.config.op) & (frame.regime == run.config.regime)].sort_values("epoch")
+        assert len(rows) == len(tight) > 0
+        expected = paper[paper.eps == 1.0].set_index("epoch").loc[rows.epoch, "alg1_paper_bytes"]
+        assert list(rows.alg1_paper_bytes) == list(expected)
+        assert (rows.tight_entropy_bytes < rows.alg1_paper_bytes).all()
+    written = tighter.draw_stored("cpu")
+    assert sorted(p.name for p in written) == ["fig01_tighter.png", "fig02_tighter.png"]
+    first = [p.read_bytes() for p in written]
+    assert [p.read_bytes() for p in tighter.draw_stored("cpu")] == first  # the same bytes again
+    assert tighter.main(["--profile", "cpu", "--draw-only", "--quiet"]) == 0
+    # where no tighter table is stored (the ci profile), the reproduction draws nothing and says so
+    assert tighter.draw_stored("ci") == []
+    assert tighter.main(["--profile", "ci", "--draw-only"]) == 2

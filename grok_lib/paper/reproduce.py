@@ -9,10 +9,12 @@ from a cold run and a warm one (`tidy_executed`: no execution times, no progress
 "<run store>"), each with an HTML page beside it that needs neither a kernel nor a network (`export_html`).
 Figures go to figures/ ($GROK_FIGURES), the same bytes for the same figure: only this batch run writes
 there (notebook 06 at ci and cpu into figures/<profile>/, never over the committed paper-profile
-figures/lmn_*: lmn_reproduce.lmn_figures_env); the last line names the figures it wrote. Training and complexity
-measurements are cached in the run store, so a second run only re-draws. The kernel is `python3` resolved to
-this interpreter (jupyter_client starts "python" kernels with sys.executable), so the notebooks run in the
-same environment as this command whether or not a named kernel was installed.
+figures/lmn_*: lmn_reproduce.lmn_figures_env), and then Figs. 1 and 2 with the tighter bound from their
+stored tables (paper.tighter.draw_stored; measured by paper.tighter, committed for cpu). The last line
+names the figures it wrote. Training and complexity measurements are cached in the run store, so a second
+run only re-draws. The kernel is `python3` resolved to this interpreter (jupyter_client starts "python"
+kernels with sys.executable), so the notebooks run in the same environment as this command whether or not
+a named kernel was installed.
 """
 
 from __future__ import annotations
@@ -247,6 +249,10 @@ def main(argv=None) -> int:
             precompute(args.profile, with_lmn="06_lmn.ipynb" in notebooks, with_theory="01_theory.ipynb" in notebooks)
         lanes = args.lanes if args.lanes is not None else (2 if (os.cpu_count() or 1) >= 2 else 1)
         run_notebooks(args.profile, notebooks, kernel=args.kernel, lanes=lanes)
+        if not args.only:  # Figs. 1 and 2 with the tighter bound, where their tables are stored (paper.tighter)
+            from .tighter import draw_stored
+
+            draw_stored(args.profile)
         LOG.info(f"all {len(notebooks)} notebooks in {time.perf_counter() - start:.0f} s; "
                  + written_summary(base, figures_written(base, since)))
         return 0

@@ -10,6 +10,12 @@ tighter.csv (columns tight_*, as complexity.csv's answers; after each checkpoint
 run's lock, so an interrupted pass resumes). The paper's number stays where it was, in complexity.csv:
 the figure draws both, from those two tables, into the profile's figures folder as fig01_tighter.png and
 fig02_tighter.png. Not in the paper; costs: benchmarks/RESULTS.md ("A tighter bound").
+
+    python -m grok_lib.paper.tighter --profile cpu --draw-only
+
+draws the two figures from the tables as they are stored, measuring nothing: the run store's where every run
+has a tighter.csv, else the committed ones (results/<profile>/); `make reproduce` does the same after the
+notebooks, so a fresh clone redraws these figures too.
 """
 
 from __future__ import annotations
@@ -26,15 +32,18 @@ from ..complexity.search import bayesian_complexity, problem_for
 from ..complexity.table import MeasuredTable
 from ..complexity.tracking import ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity, \
     size_column, upgrade_columns
-from ..errors import require, run_command
+from ..errors import GrokError, require, run_command
 from ..training.data import make_split
 from ..training.ops import PAPER_OPS
+from ..log import get as get_logger
 from .figures import REGIME_COLORS, REGIME_LABELS, _epoch_axis, _title, mean_se, save_figure
 from .profiles import figures_dir, get_profile, profile_configs, run_store
+from .tables import committed_store
 
 TIGHTER_FILE, TIGHTER_SETTINGS = "tighter.csv", "tighter.json"
 TIGHT = "tight_"  # the column prefix of the tighter answers
 OBJECTIVE = TIGHTEST.objective  # the coder whose size the figures draw
+LOG = get_logger(__name__)
 
 
 # Fig. 1's runs (x, unregularized and ours) and Fig. 2's (every op of the paper, ours)
@@ -79,7 +88,8 @@ def measure_tighter(run, settings: TrackingSettings, progress: bool = True) -> p
     tracked = read_complexity(run)
     epochs = sorted(int(e) for e in tracked[tracked.eps == eps].epoch.unique())
     require(len(epochs) > 0, "runs", f"{run.path.name} has no complexity.csv rows at eps {eps:g}; "
-                                     f"measure it first (python -m grok_lib compute --profile ...)")
+                                     f"measure it first (python -m grok_lib compute --profile ...), or draw the stored "
+                                     "tighter tables with --draw-only")
     config, how = run.config, settings.how
     split = make_split(config.op, config.p, config.train_frac, config.seed)
     todo = [e for e in epochs if e not in set(read_tighter(run).epoch)]
@@ -149,6 +159,49 @@ def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list
     return out
 
 
+def stored_runs(profile, configs) -> list | None:
+    """The runs whose tables the figures can be drawn from without measuring: the run store's where every one
+    has a tighter.csv, else the committed tables' (results/<profile>/, tables.committed_store); None where
+    neither holds them all."""
+    store = run_store()
+    for source in (store, committed_store(profile, store)):
+        if source is not None and configs:
+            runs = [source.run(c) for c in configs]
+            if all(tighter_table(r).path.is_file() for r in runs):
+                return runs
+    return None
+
+
+def draw(runs, profile: str) -> list:
+    """Fig. 1 and Fig. 2 with the tighter bound, from the runs' tables as stored (their tighter.json says how
+    they were measured, one way for all), into the profile's figures folder; the paths written."""
+    stored = {TrackingSettings.from_json((r.path / TIGHTER_SETTINGS).read_text()) for r in runs}
+    require(len(stored) == 1, "runs", f"the runs' {TIGHTER_SETTINGS} differ ({len(stored)} settings); measure "
+                                      "them again with one --preset")
+    (settings,) = stored
+    written = []
+    for name, fig in figures(both_tables(runs, settings.eps[0]), profile, settings.eps[0], describe(settings)):
+        written.append(save_figure(fig, name, figures_dir(profile)))
+        plt.close(fig)
+    return written
+
+
+def draw_stored(profile_name: str) -> list:
+    """The reproduction's step: Figs. 1 and 2 with the tighter bound where the tables of their runs are stored
+    (`stored_runs`), else nothing (logged)."""
+    profile = get_profile(profile_name)
+    runs = stored_runs(profile, [c for c in profile_configs(profile) if f"{c.op}-{c.regime}" in FIG_RUNS])
+    if runs is None:
+        LOG.info(f"[{profile.name}] no tighter.csv for Fig. 1's and Fig. 2's runs: fig01_tighter and "
+                 f"fig02_tighter are not drawn (python -m grok_lib.paper.tighter --profile {profile.name})")
+        return []
+    try:
+        return draw(runs, profile.name)
+    except GrokError as err:  # the store's own tables, measured two ways: the notebooks' figures stand
+        LOG.warning(f"[{profile.name}] fig01_tighter and fig02_tighter not drawn: {err}")
+        return []
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grok_lib.paper.tighter", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
@@ -157,6 +210,9 @@ def main(argv=None) -> int:
     parser.add_argument("--eps", type=float, default=1.0)
     add_measurement_options(parser.add_argument_group("how to measure (the profile's budget unless changed)"),
                             default="tightest")
+    parser.add_argument("--draw-only", action="store_true",
+                        help="measure nothing: draw from the stored tighter.csv of every run (the run store's, "
+                             "else results/<profile>/)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -166,6 +222,14 @@ def main(argv=None) -> int:
         wanted = {tuple(name.split("-", 1)) for name in args.runs}
         configs = [c for c in profile_configs(profile) if (c.op, c.regime) in wanted]
         require(len(configs) > 0, "runs", f"none of {args.runs} is a run of profile {args.profile} (op-regime)")
+        if args.draw_only:
+            runs = stored_runs(profile, configs)
+            require(runs is not None, "draw-only", f"neither the run store ({run_store().root}) nor "
+                    f"results/{profile.name}/ holds a tighter.csv for every one of {args.runs}; measure them "
+                    "(the same command without --draw-only)")
+            for path in draw(runs, args.profile):
+                print(path)
+            return 0
         store = run_store()
         runs = [store.run(c) for c in configs]
         settings = settings_for(profile, args.eps, measurement_from(args, get_preset(args.preset).but(
