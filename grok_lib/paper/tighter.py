@@ -33,10 +33,11 @@ from ..complexity.table import MeasuredTable
 from ..complexity.tracking import ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity, \
     size_column, upgrade_columns
 from ..errors import GrokError, require, run_command
+from ..log import get as get_logger
 from ..training.data import make_split
 from ..training.ops import PAPER_OPS
-from ..log import get as get_logger
-from .figures import REGIME_COLORS, REGIME_LABELS, _epoch_axis, _title, mean_se, save_figure
+from .figures import save_figure
+from .panels import REGIME_COLORS, REGIME_LABELS, _band, _epoch_axis, _legend_below, _ops, _panels, _title, mean_se
 from .profiles import figures_dir, get_profile, profile_configs, run_store
 from .tables import committed_store
 
@@ -116,45 +117,38 @@ def both_tables(runs, eps: float) -> pd.DataFrame:
 def _pair(ax, rows: pd.DataFrame, color, label: str, tighter: str):
     for column, style, what in ((size_column(ALGORITHM_1, "paper"), "-", "paper's (Alg. 1, paper coder)"),
                                 (size_column(TIGHT, OBJECTIVE), "--", f"tighter ({tighter})")):
-        stats = mean_se(rows.assign(kB=rows[column] / 1e3), "kB")
-        ax.plot(stats.epoch, stats["mean"], style, color=color, label=f"{label}: {what}")
-        ax.fill_between(stats.epoch, stats["mean"] - stats.se, stats["mean"] + stats.se, color=color, alpha=0.15)
-
-
-def _legend_below(fig, ax, ncol: int, bottom: float):
-    """The axes' legend under the plots, where it covers no curve."""
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=ncol, fontsize=7, frameon=False)
-    fig.subplots_adjust(bottom=bottom)
+        _band(ax, mean_se(rows.assign(kB=rows[column] / 1e3), "kB"), "epoch", color, f"{label}: {what}", ls=style)
 
 
 def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list:
-    """Fig. 1 (x: unregularized vs ours) and Fig. 2 (every op, ours) with the paper's and the tighter bound
-    (`tighter`: its search in a few words, `describe`)."""
+    """Fig. 1 (×: unregularized vs ours) and Fig. 2 (every op, ours; a 2 x 2 grid) with the paper's and the
+    tighter bound (`tighter`: its search in a few words, `describe`), drawn with the figures' shared parts
+    (grok_lib.paper.panels: bands of mean +- s.e., one legend below the panels, a title naming the seeds)."""
     out = []
     ylabel = f"complexity (kB, ε = {eps:g})"
     mul = frame[frame.op == "mul"]
     if not mul.empty:
-        fig, ax = plt.subplots(figsize=(6.4, 5.2))
+        fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
         for regime in ("none", "ours"):
             if not mul[mul.regime == regime].empty:
                 _pair(ax, mul[mul.regime == regime], REGIME_COLORS[regime], REGIME_LABELS[regime], tighter)
         _epoch_axis(ax, "mul")
         ax.set_ylabel(ylabel, fontsize=8)
-        _title(fig, "Fig. 1 with the tighter bound — x, unregularized vs ours", mul, profile)
-        _legend_below(fig, ax, ncol=1, bottom=0.27)
+        ax.set_ylim(bottom=0)
+        _legend_below(fig, [ax])
+        _title(fig, "Fig. 1 with the tighter bound — ×, unregularized vs ours", mul, profile)
         out.append(("fig01_tighter", fig))
     ours = frame[frame.regime == "ours"]
     if not ours.empty:
-        ops = [op for op in PAPER_OPS if op in set(ours.op)]
-        fig, axes = plt.subplots(1, len(ops), figsize=(3.6 * len(ops), 4.0), squeeze=False)
-        for ax, op in zip(axes[0], ops):
+        ops = _ops(ours)
+        fig, axes = _panels(len(ops))
+        for ax, op in zip(axes, ops):
             _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], REGIME_LABELS["ours"], tighter)
             _epoch_axis(ax, op)
-            ax.set_title(op, fontsize=9)
-        axes[0][0].set_ylabel(ylabel, fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.set_ylim(bottom=0)
+        _legend_below(fig, axes)
         _title(fig, "Fig. 2 with the tighter bound — every op, ours", ours, profile)
-        _legend_below(fig, axes[0][0], ncol=2, bottom=0.24)
-        fig.subplots_adjust(top=0.80)  # the two-line title above the panels' own titles, not over them
         out.append(("fig02_tighter", fig))
     return out
 
