@@ -96,6 +96,7 @@ def test_the_committed_tighter_tables_draw_figs_1_and_2_in_a_store_without_runs(
     nothing, as make reproduce does; the paper's and the tighter bytes drawn are the committed tables' own."""
     from grok_lib.complexity.tracking import read_complexity
     from grok_lib.paper import tighter
+    from grok_lib.paper.figures import variant_column
 
     monkeypatch.setenv("GROK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("GROK_FIGURES", str(tmp_path / "figures"))
@@ -104,14 +105,15 @@ def test_the_committed_tighter_tables_draw_figs_1_and_2_in_a_store_without_runs(
     configs = [c for c in profile.configs() if f"{c.op}-{c.regime}" in tighter.FIG_RUNS]
     runs = tighter.stored_runs(profile, configs)
     assert runs is not None and all(r.path.parents[1] == tmp_path / "runs" / "committed" / "cpu" for r in runs)
-    frame = tighter.both_tables(runs, 1.0)
+    shown = variant_column(profile.algorithm_1)  # the curve the cpu Fig. 1 draws: the edge search
+    frame = tighter.both_tables(runs, 1.0, profile.algorithm_1)
     for run in runs:
         paper, tight = read_complexity(run), tighter.read_tighter(run)
+        paper = paper[paper.eps == 1.0].set_index("epoch")
         rows = frame[(frame.op == run.config.op) & (frame.regime == run.config.regime)].sort_values("epoch")
         assert len(rows) == len(tight) > 0
-        expected = paper[paper.eps == 1.0].set_index("epoch").loc[rows.epoch, "alg1_paper_bytes"]
-        assert list(rows.alg1_paper_bytes) == list(expected)
-        assert (rows.tight_entropy_bytes < rows.alg1_paper_bytes).all()
+        assert list(rows[shown]) == list(paper.loc[rows.epoch, shown])
+        assert (tight.tight_entropy_bytes.values < paper.loc[tight.epoch, "alg1_paper_bytes"].values).all()
     written = tighter.draw_stored("cpu")
     assert sorted(p.name for p in written) == ["fig01_tighter.png", "fig02_tighter.png"]
     first = [p.read_bytes() for p in written]

@@ -8,8 +8,10 @@ is measured again by Algorithm 1 measured as the TIGHTEST preset says (grok_lib.
 that edge, the balanced low-rank split) with the profile's budget, and the answer is written to the run's
 tighter.csv (columns tight_*, as complexity.csv's answers; after each checkpoint, atomically, under the
 run's lock, so an interrupted pass resumes). The paper's number stays where it was, in complexity.csv:
-the figure draws both, from those two tables, into the profile's figures folder as fig01_tighter.png and
-fig02_tighter.png. Not in the paper; costs: benchmarks/RESULTS.md ("A tighter bound").
+the figures draw the tighter bytes beside the curve the profile's own Fig. 1 draws from that table (Algorithm
+1; the edge search where the profile cuts Algorithm 1's budget, as the notebooks do), into the profile's
+figures folder as fig01_tighter.png and fig02_tighter.png. Not in the paper; costs: benchmarks/RESULTS.md
+("A tighter bound").
 
     python -m grok_lib.paper.tighter --profile cpu --draw-only
 
@@ -30,13 +32,13 @@ from ..complexity.measurement import PAPER, TIGHTEST, Measurement, add_measureme
 from ..complexity.measurement import preset as get_preset
 from ..complexity.search import bayesian_complexity, problem_for
 from ..complexity.table import MeasuredTable
-from ..complexity.tracking import ALGORITHM_1, TrackingSettings, answer_columns, as_stored, read_complexity, \
+from ..complexity.tracking import TrackingSettings, answer_columns, as_stored, read_complexity, \
     size_column, upgrade_columns
 from ..errors import GrokError, require, run_command
 from ..log import get as get_logger
 from ..training.data import make_split
 from ..training.ops import PAPER_OPS
-from .figures import save_figure
+from .figures import VARIANT_LABELS, save_figure, variant_column
 from .panels import REGIME_COLORS, REGIME_LABELS, _band, _epoch_axis, _legend_below, _ops, _panels, _title, mean_se
 from .profiles import figures_dir, get_profile, profile_configs, run_store
 from .tables import committed_store
@@ -102,27 +104,29 @@ def measure_tighter(run, settings: TrackingSettings, progress: bool = True) -> p
     return read_tighter(run)
 
 
-def both_tables(runs, eps: float) -> pd.DataFrame:
-    """Per run and tracked epoch: the paper's Algorithm 1 bytes (complexity.csv) and the tighter bytes."""
-    frames = []
+def both_tables(runs, eps: float, variant: str = "alg1") -> pd.DataFrame:
+    """Per run and tracked epoch: the bytes the profile's Fig. 1 draws (complexity.csv, `variant`: the paper's
+    Algorithm 1, or the edge search where the profile cuts Algorithm 1's budget) and the tighter bytes."""
+    column, frames = variant_column(variant), []
     for run in runs:
         paper = read_complexity(run)
-        paper = paper[paper.eps == eps][["epoch", size_column(ALGORITHM_1, "paper")]]
+        paper = paper[paper.eps == eps][["epoch", column]]
         tight = read_tighter(run)[["epoch", size_column(TIGHT, OBJECTIVE), size_column(TIGHT, "paper")]]
         frames.append(paper.merge(tight, on="epoch").assign(op=run.config.op, regime=run.config.regime,
                                                              seed=run.config.seed, init=run.config.init))
     return pd.concat(frames, ignore_index=True)
 
 
-def _pair(ax, rows: pd.DataFrame, color, label: str, tighter: str):
-    for column, style, what in ((size_column(ALGORITHM_1, "paper"), "-", "paper's (Alg. 1, paper coder)"),
+def _pair(ax, rows: pd.DataFrame, color, label: str, tighter: str, variant: str):
+    for column, style, what in ((variant_column(variant), "-", f"{VARIANT_LABELS[variant]}, paper coder (as Fig. 1)"),
                                 (size_column(TIGHT, OBJECTIVE), "--", f"tighter ({tighter})")):
         _band(ax, mean_se(rows.assign(kB=rows[column] / 1e3), "kB"), "epoch", color, f"{label}: {what}", ls=style)
 
 
-def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list:
-    """Fig. 1 (×: unregularized vs ours) and Fig. 2 (every op, ours; a 2 x 2 grid) with the paper's and the
-    tighter bound (`tighter`: its search in a few words, `describe`), drawn with the figures' shared parts
+def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str, variant: str = "alg1") -> list:
+    """Fig. 1 (×: unregularized vs ours) and Fig. 2 (every op, ours; a 2 x 2 grid) with the curve the profile's
+    Fig. 1 draws (`variant`, both_tables) and the tighter bound (`tighter`: its search in a few words), drawn
+    with the figures' shared parts
     (grok_lib.paper.panels: bands of mean +- s.e., one legend below the panels, a title naming the seeds)."""
     out = []
     ylabel = f"complexity (kB, ε = {eps:g})"
@@ -131,7 +135,7 @@ def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list
         fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
         for regime in ("none", "ours"):
             if not mul[mul.regime == regime].empty:
-                _pair(ax, mul[mul.regime == regime], REGIME_COLORS[regime], REGIME_LABELS[regime], tighter)
+                _pair(ax, mul[mul.regime == regime], REGIME_COLORS[regime], REGIME_LABELS[regime], tighter, variant)
         _epoch_axis(ax, "mul")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_ylim(bottom=0)
@@ -143,7 +147,7 @@ def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str) -> list
         ops = _ops(ours)
         fig, axes = _panels(len(ops))
         for ax, op in zip(axes, ops):
-            _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], REGIME_LABELS["ours"], tighter)
+            _pair(ax, ours[ours.op == op], REGIME_COLORS["ours"], REGIME_LABELS["ours"], tighter, variant)
             _epoch_axis(ax, op)
             ax.set_ylabel(ylabel, fontsize=8)
             ax.set_ylim(bottom=0)
@@ -167,14 +171,15 @@ def stored_runs(profile, configs) -> list | None:
 
 
 def draw(runs, profile: str) -> list:
-    """Fig. 1 and Fig. 2 with the tighter bound, from the runs' tables as stored (their tighter.json says how
-    they were measured, one way for all), into the profile's figures folder; the paths written."""
+    """Fig. 1 and Fig. 2 with the tighter bound beside the curve the profile's Fig. 1 draws, from the runs' tables
+    as stored (their tighter.json says how they were measured, one way for all), into the profile's figures
+    folder; the paths written."""
     stored = {TrackingSettings.from_json((r.path / TIGHTER_SETTINGS).read_text()) for r in runs}
     require(len(stored) == 1, "runs", f"the runs' {TIGHTER_SETTINGS} differ ({len(stored)} settings); measure "
                                       "them again with one --preset")
     (settings,) = stored
-    written = []
-    for name, fig in figures(both_tables(runs, settings.eps[0]), profile, settings.eps[0], describe(settings)):
+    written, eps, variant = [], settings.eps[0], get_profile(profile).algorithm_1
+    for name, fig in figures(both_tables(runs, eps, variant), profile, eps, describe(settings), variant):
         written.append(save_figure(fig, name, figures_dir(profile)))
         plt.close(fig)
     return written
@@ -230,9 +235,8 @@ def main(argv=None) -> int:
             budget=profile.how.budget)))
         for run in runs:
             measure_tighter(run, settings, progress=not args.quiet)
-        for name, fig in figures(both_tables(runs, args.eps), args.profile, args.eps, describe(settings)):
-            print(save_figure(fig, name, figures_dir(args.profile)))
-            plt.close(fig)
+        for path in draw(runs, args.profile):
+            print(path)
         return 0
 
     return run_command(go)
