@@ -119,6 +119,9 @@ def test_the_committed_tighter_tables_draw_figs_1_and_2_in_a_store_without_runs(
     first = [p.read_bytes() for p in written]
     assert [p.read_bytes() for p in tighter.draw_stored("cpu")] == first  # the same bytes again
     assert tighter.main(["--profile", "cpu", "--draw-only", "--quiet"]) == 0
+    # the legend names a search seed other than the default (the title's seeds are the training's)
+    assert "search seed" not in tighter.describe(tighter.settings_for(profile))
+    assert tighter.describe(tighter.settings_for(profile, how=tighter.TIGHTEST.but(seed=1))).endswith("search seed 1")
     # where no tighter table is stored (the ci profile), the reproduction draws nothing and says so
     assert tighter.draw_stored("ci") == []
     assert tighter.main(["--profile", "ci", "--draw-only"]) == 2

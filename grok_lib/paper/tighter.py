@@ -69,6 +69,8 @@ def describe(settings: TrackingSettings) -> str:
         parts.append("a Δ per matrix")
     if how.factor_split != PAPER.factor_split:
         parts.append(f"{how.factor_split} factors")
+    if how.seed != PAPER.seed:  # the title's seeds are the training's; a search seed is named here
+        parts.append(f"search seed {how.seed}")
     return ", ".join(parts)
 
 
@@ -126,8 +128,8 @@ def _pair(ax, rows: pd.DataFrame, color, label: str, tighter: str, variant: str)
 def figures(frame: pd.DataFrame, profile: str, eps: float, tighter: str, variant: str = "alg1") -> list:
     """Fig. 1 (×: unregularized vs ours) and Fig. 2 (every op, ours; a 2 x 2 grid) with the curve the profile's
     Fig. 1 draws (`variant`, both_tables) and the tighter bound (`tighter`: its search in a few words), drawn
-    with the figures' shared parts
-    (grok_lib.paper.panels: bands of mean +- s.e., one legend below the panels, a title naming the seeds)."""
+    with the figures' shared parts (grok_lib.paper.panels: bands of mean +- s.e., one legend below the panels,
+    a title naming the seeds)."""
     out = []
     ylabel = f"complexity (kB, ε = {eps:g})"
     mul = frame[frame.op == "mul"]
@@ -161,9 +163,11 @@ def stored_runs(profile, configs) -> list | None:
     """The runs whose tables the figures can be drawn from without measuring: the run store's where every one
     has a tighter.csv, else the committed tables' (results/<profile>/, tables.committed_store); None where
     neither holds them all."""
+    if not configs:
+        return None
     store = run_store()
     for source in (store, committed_store(profile, store)):
-        if source is not None and configs:
+        if source is not None:
             runs = [source.run(c) for c in configs]
             if all(tighter_table(r).path.is_file() for r in runs):
                 return runs
@@ -226,15 +230,12 @@ def main(argv=None) -> int:
             require(runs is not None, "draw-only", f"neither the run store ({run_store().root}) nor "
                     f"results/{profile.name}/ holds a tighter.csv for every one of {args.runs}; measure them "
                     "(the same command without --draw-only)")
-            for path in draw(runs, args.profile):
-                print(path)
-            return 0
-        store = run_store()
-        runs = [store.run(c) for c in configs]
-        settings = settings_for(profile, args.eps, measurement_from(args, get_preset(args.preset).but(
-            budget=profile.how.budget)))
-        for run in runs:
-            measure_tighter(run, settings, progress=not args.quiet)
+        else:
+            runs = [run_store().run(c) for c in configs]
+            settings = settings_for(profile, args.eps, measurement_from(args, get_preset(args.preset).but(
+                budget=profile.how.budget)))
+            for run in runs:
+                measure_tighter(run, settings, progress=not args.quiet)
         for path in draw(runs, args.profile):
             print(path)
         return 0
